@@ -1,0 +1,33 @@
+# One command builds the book, one passes the tests; both set up the environment first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: setup book test lab lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[book,dev,mpi,grading]"
+	touch $(STAMP)
+
+book: $(STAMP)  ## execute every chapter and build the HTML book into _build/html
+	$(VENV)/bin/jupyter-book build . --config jupyter-book.yml --toc _toc.yml --warningiserror --keep-going
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)  ## the whole suite, chapters' execution included
+	$(PY) -m pytest -n 2 --timeout 900 -q
+
+lab: $(STAMP)  ## JupyterLab on the chapters
+	$(VENV)/bin/jupyter lab --notebook-dir=chapters --ServerApp.allow_root=True
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,1 @@
+"""Shared helpers for the ``mlsys bench ...`` commands: timing and side-by-side tables."""

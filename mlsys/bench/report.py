@@ -1,0 +1,62 @@
+"""Timing and reporting shared by every benchmark: best-of-N timing, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def time_it(fn: Callable[[], Any], *, repeat: int = 5, number: int | None = None,
+            min_time: float = 0.05) -> float:
+    """Seconds per call of ``fn``: the best of ``repeat`` runs of ``number`` calls each.
+
+    ``number`` defaults to enough calls to take ``min_time`` seconds, so short calls are not
+    dominated by timer resolution. The minimum is the figure least disturbed by other load.
+    """
+    fn()  # warm-up: JIT compilation, caches, allocations
+    if number is None:
+        number, elapsed = 1, 0.0
+        while True:
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time or number >= 1 << 20:
+                break
+            number *= 2
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table with aligned columns; floats get 4 significant digits."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "-" if v is None else str(v)
+
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.rjust(w) for v, w in zip(values, widths))
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def emit(rows: Sequence[dict[str, Any]], *, as_json: bool, title: str = "",
+         columns: Sequence[str] | None = None, notes: Sequence[str] = ()) -> str:
+    """Render benchmark rows as a table (with a title and notes) or as JSON."""
+    if as_json:
+        return json.dumps({"title": title, "rows": list(rows), "notes": list(notes)}, indent=2)
+    parts = [title, format_table(rows, columns)] if title else [format_table(rows, columns)]
+    parts += list(notes)
+    return "\n".join(parts)

@@ -1,0 +1,60 @@
+"""Tensor constructors: zeros, ones, full, arange, rand, randn (float32 by default, as in PyTorch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import random
+from .tensor import DEFAULT_DTYPE, Tensor
+
+
+def _shape(size: tuple) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    for n in size:
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"expected a shape of non-negative integers, got {size}")
+    return tuple(int(n) for n in size)
+
+
+def zeros(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_shape(size), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_shape(size), dtype=dtype), requires_grad=requires_grad)
+
+
+def full(size: Sequence[int], fill_value: float, dtype: Any = DEFAULT_DTYPE,
+         requires_grad: bool = False) -> Tensor:
+    return Tensor(np.full(_shape((size,)), fill_value, dtype=dtype), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros_like(t.data), requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones_like(t.data), requires_grad=requires_grad)
+
+
+def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
+    values = np.arange(start, end, step) if end is not None else np.arange(start)
+    if dtype is None:
+        dtype = np.int64 if values.dtype.kind in "iu" else DEFAULT_DTYPE
+    return Tensor(values.astype(dtype))
+
+
+def rand(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from the global generator (``mlsys.manual_seed``)."""
+    data = random.generator().random(_shape(size)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def randn(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from the global generator (``mlsys.manual_seed``)."""
+    data = random.generator().standard_normal(_shape(size)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad)

@@ -1,0 +1,158 @@
+"""Stateless neural-network functions (``mlsys.nn.functional``, as ``torch.nn.functional``).
+
+Convolution and pooling are built from the ``unfold2d`` (im2col) primitive and a matmul or a
+reduction; losses and normalizations are compositions of primitives, so their gradients come from
+the primitives' VJP rules with nothing written twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..ops import elementwise as E
+from ..ops import nn as NN
+from ..ops import shape as S
+from ..tensor import Tensor, matmul
+
+
+def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or any(not isinstance(n, (int, np.integer)) or n < 0 for n in pair):
+        raise ValueError(f"{name} must be a non-negative int or a pair of them, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def relu(x: Tensor) -> Tensor:
+    return E.relu(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    return E.gelu(x, approximate=approximate)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return E.sigmoid(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return E.tanh(x)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.softmax(dim)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.log_softmax(dim)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias`` with weight of shape (out_features, in_features)."""
+    out = matmul(x, weight.T)
+    return out if bias is None else out + bias
+
+
+def one_hot(target: Tensor, num_classes: int, dtype: Any = np.float32) -> Tensor:
+    return NN.one_hot(target, num_classes=int(num_classes), dtype=np.dtype(dtype))
+
+
+def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy between (N, C) logits and integer class targets of shape (N,)."""
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: expected (N, C) logits, got shape {logits.shape}")
+    if target.shape != logits.shape[:1]:
+        raise ValueError(f"cross_entropy: target shape {target.shape} does not match logits "
+                         f"{logits.shape} (expected ({logits.shape[0]},))")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    classes = logits.shape[1]
+    weights = one_hot(target, classes, logits.dtype)
+    if label_smoothing:
+        weights = weights * (1.0 - label_smoothing) + label_smoothing / classes
+    losses = -(logits.log_softmax(1) * weights).sum(1)
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    diff = input - target
+    sq = diff * diff
+    return sq.mean() if reduction == "mean" else sq.sum() if reduction == "sum" else sq
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0) -> Tensor:
+    """2-D convolution (cross-correlation, as in PyTorch) by im2col and one matmul."""
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv2d: expected (N, C, H, W) input and (O, C, kh, kw) weight, got "
+                         f"{x.shape} and {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: input has {x.shape[1]} channels but weight expects "
+                         f"{weight.shape[1]} (shapes {x.shape} and {weight.shape})")
+    n, _, h, w = x.shape
+    out_ch, _, kh, kw = weight.shape
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    cols = NN.unfold2d(x, kernel_size=(kh, kw), stride=stride, padding=padding)
+    out = matmul(weight.reshape(out_ch, -1), cols)  # (N, O, L)
+    ho = NN.conv_output_size(h, kh, stride[0], padding[0])
+    wo = NN.conv_output_size(w, kw, stride[1], padding[1])
+    out = out.reshape(n, out_ch, ho, wo)
+    return out if bias is None else out + bias.reshape(1, out_ch, 1, 1)
+
+
+def _pool(x: Tensor, kernel_size: Any, stride: Any, padding: Any, reduce: str) -> Tensor:
+    if x.ndim != 4:
+        raise ValueError(f"{reduce}_pool2d: expected an (N, C, H, W) input, got shape {x.shape}")
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    n, c, h, w = x.shape
+    cols = NN.unfold2d(x.reshape(n * c, 1, h, w), kernel_size=kernel, stride=stride, padding=padding)
+    pooled = cols.max(1) if reduce == "max" else cols.mean(1)
+    ho = NN.conv_output_size(h, kernel[0], stride[0], padding[0])
+    wo = NN.conv_output_size(w, kernel[1], stride[1], padding[1])
+    return pooled.reshape(n, c, ho, wo)
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Max over each window (zero padding, so use it only with non-negative inputs or none)."""
+    return _pool(x, kernel_size, stride, padding, "max")
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    return _pool(x, kernel_size, stride, padding, "avg")
+
+
+def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing ``normalized_shape`` dimensions, then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[-len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input shape {x.shape} does not end with {shape}")
+    dims = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = x - x.mean(dims, keepdim=True)
+    var = (centered * centered).mean(dims, keepdim=True)
+    out = centered / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (training only)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    return x * NN.dropout_mask(shape=x.shape, p=float(p), dtype=x.dtype)
+
+
+def embedding(indices: Tensor, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` selected by integer ``indices`` (any shape)."""
+    return S.take(weight, indices, axis=0)

@@ -1,0 +1,142 @@
+"""Neural-network primitives: softmax, log_softmax, one_hot, im2col (unfold2d) and its adjoint
+(fold2d), and the random dropout mask. Convolution and pooling are built from unfold2d."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import random
+from ._rules import elementwise_cost, require_float
+from .elementwise import exp, mul, sub
+from .reduce import sum
+from .registry import Cost, Primitive, Spec, register
+
+
+def _axis_spec(name):
+    def shape(x: Spec, *, axis: int) -> Spec:
+        require_float(name, x)
+        if not 0 <= axis < len(x.shape):
+            raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {x.shape}")
+        return x
+
+    return shape
+
+
+def _softmax_forward(x: np.ndarray, *, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax_forward(x: np.ndarray, *, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+softmax = register(Primitive(
+    "softmax", forward=_softmax_forward, shape=_axis_spec("softmax"), cost=elementwise_cost(5),
+    vjp=lambda g, out, x, *, axis: (
+        mul(out, sub(g, sum(mul(g, out), axis=(axis,), keepdims=True))),),
+    doc="exp(x) / sum(exp(x)) along `axis`, computed stably"))
+
+log_softmax = register(Primitive(
+    "log_softmax", forward=_log_softmax_forward, shape=_axis_spec("log_softmax"),
+    cost=elementwise_cost(5),
+    vjp=lambda g, out, x, *, axis: (
+        sub(g, mul(exp(out), sum(g, axis=(axis,), keepdims=True))),),
+    doc="x - logsumexp(x) along `axis`, computed stably"))
+
+
+def _one_hot_forward(idx: np.ndarray, *, num_classes: int, dtype: np.dtype) -> np.ndarray:
+    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
+        bad = idx[(idx < 0) | (idx >= num_classes)].flat[0]
+        raise IndexError(f"one_hot: class index {bad} is out of range for {num_classes} classes")
+    return np.eye(num_classes, dtype=dtype)[idx]
+
+
+def _one_hot_shape(idx: Spec, *, num_classes: int, dtype: np.dtype) -> Spec:
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"one_hot: class indices must be integers, got dtype {idx.dtype}")
+    return Spec(idx.shape + (num_classes,), np.dtype(dtype))
+
+
+one_hot = register(Primitive(
+    "one_hot", forward=_one_hot_forward, shape=_one_hot_shape, cost=elementwise_cost(0),
+    doc="integer class indices to one-hot rows (not differentiable)"))
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _unfold_shape(x: Spec, *, kernel_size, stride, padding) -> Spec:
+    if len(x.shape) != 4:
+        raise ValueError(f"unfold2d: expected an (N, C, H, W) tensor, got shape {x.shape}")
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"unfold2d: kernel {kernel_size} with padding {padding} does not fit an "
+                         f"input of spatial size {(h, w)}")
+    return Spec((n, c * kh * kw, ho * wo), x.dtype)
+
+
+def _unfold_forward(x: np.ndarray, *, kernel_size, stride, padding) -> np.ndarray:
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    n, c, ho, wo = windows.shape[:4]
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, ho * wo)
+
+
+def _fold_forward(cols: np.ndarray, *, input_size, kernel_size, stride, padding) -> np.ndarray:
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = input_size, kernel_size, stride, padding
+    ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    n = cols.shape[0]
+    c = cols.shape[1] // (kh * kw)
+    patches = cols.reshape(n, c, kh, kw, ho, wo)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += patches[:, :, i, j]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def _fold_shape(cols: Spec, *, input_size, kernel_size, stride, padding) -> Spec:
+    (h, w), (kh, kw) = input_size, kernel_size
+    n, ckk, _ = cols.shape
+    if ckk % (kh * kw):
+        raise ValueError(f"fold2d: {ckk} rows is not a multiple of the kernel area {kh * kw}")
+    return Spec((n, ckk // (kh * kw), h, w), cols.dtype)
+
+
+unfold2d = register(Primitive(
+    "unfold2d", forward=_unfold_forward, shape=_unfold_shape,
+    cost=lambda x, *, out, **p: Cost(0, x.nbytes + out.nbytes),
+    vjp=lambda g, out, x, *, kernel_size, stride, padding: (fold2d(
+        g, input_size=x.shape[2:], kernel_size=kernel_size, stride=stride, padding=padding),),
+    doc="im2col: every (kh, kw) window of an (N, C, H, W) tensor as a column of (N, C*kh*kw, L)"))
+
+fold2d = register(Primitive(
+    "fold2d", forward=_fold_forward, shape=_fold_shape,
+    cost=lambda cols, *, out, **p: Cost(cols.size, cols.nbytes + 2 * out.nbytes),
+    vjp=lambda g, out, cols, *, input_size, kernel_size, stride, padding: (unfold2d(
+        g, kernel_size=kernel_size, stride=stride, padding=padding),),
+    doc="col2im: sum columns back into overlapping windows (the adjoint of unfold2d)"))
+
+
+def _dropout_mask_forward(*, shape, p: float, dtype) -> np.ndarray:
+    keep = random.generator().random(shape) >= p
+    return keep.astype(dtype) / np.asarray(1.0 - p, dtype=dtype)
+
+
+def _dropout_mask_shape(*, shape, p: float, dtype) -> Spec:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: probability must be in [0, 1), got {p}")
+    return Spec(tuple(shape), np.dtype(dtype))
+
+
+dropout_mask = register(Primitive(
+    "dropout_mask", forward=_dropout_mask_forward, shape=_dropout_mask_shape,
+    cost=lambda *, out, **p: Cost(out.size, out.nbytes), pure=False,
+    doc="random keep-mask scaled by 1/(1-p) (impure: every call draws anew)"))
