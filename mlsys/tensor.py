@@ -61,12 +61,35 @@ def remove_observer(observer: Any) -> None:
     _observers.remove(observer)
 
 
+_spec_cache: dict[tuple, Spec] = {}
+
+
+def infer_spec(prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, Any]) -> Spec:
+    """The output spec from the primitive's shape rule, memoized per input signature.
+
+    Training loops repeat the same signatures every step, so the rule (which validates shapes and
+    dtypes and raises the clear errors) runs once per signature rather than once per call.
+    """
+    key = (prim, *[(t.data.shape, t.data.dtype) for t in inputs], *params.items())
+    try:
+        return _spec_cache[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable parameter: validate without memoizing
+        return prim.shape(*[Spec(t.data.shape, t.data.dtype) for t in inputs], **params)
+    spec = prim.shape(*[Spec(t.data.shape, t.data.dtype) for t in inputs], **params)
+    if len(_spec_cache) > 50_000:
+        _spec_cache.clear()
+    _spec_cache[key] = spec
+    return spec
+
+
 def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
     """Apply a primitive to Tensors, checking it with its shape rule and recording it for backward."""
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"{prim.name}: expected Tensor inputs, got {type(t).__name__}")
-    spec = prim.shape(*[Spec(t.data.shape, t.data.dtype) for t in inputs], **params)
+    spec = infer_spec(prim, inputs, params)
     data = prim.forward(*[t.data for t in inputs], **params)
     if data.dtype != spec.dtype:
         data = data.astype(spec.dtype)
@@ -245,12 +268,17 @@ class Tensor:
         self._hooks.append(hook)
         return RemovableHandle(self._hooks, hook)
 
-    def backward(self, gradient: Tensor | np.ndarray | None = None, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad."""
+    def backward(self, gradient: Tensor | np.ndarray | None = None,
+                 retain_graph: bool | None = None, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        The graph is freed afterwards unless ``retain_graph`` (default: ``create_graph``);
+        ``create_graph=True`` records the backward pass itself, for higher derivatives.
+        """
         from .backward import run_backward
 
-        run_backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        retain = create_graph if retain_graph is None else retain_graph
+        run_backward(self, gradient, retain_graph=retain, create_graph=create_graph)
 
     # -- arithmetic --------------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:

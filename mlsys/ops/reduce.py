@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._rules import reduced_shape
-from .elementwise import div, equal, mul
+from .elementwise import cast, div, equal, mul
 from .registry import Cost, Primitive, Spec, register
 from .shape import broadcast_to, reshape
 
@@ -15,7 +15,8 @@ def _reduce_shape(name):
         for a in axis or ():
             if not 0 <= a < len(x.shape):
                 raise ValueError(f"{name}: axis {a} is out of range for a tensor of shape {x.shape}")
-        return Spec(reduced_shape(x.shape, axis, keepdims), x.dtype)
+        dtype = np.dtype(np.int64) if x.dtype == np.dtype(bool) and name == "sum" else x.dtype
+        return Spec(reduced_shape(x.shape, axis, keepdims), dtype)
 
     return shape
 
@@ -53,7 +54,7 @@ mean = register(Primitive(
 
 
 def _max_vjp(g, out, x, *, axis, keepdims):
-    winners = equal(x, _expand(out, x, axis, keepdims))
+    winners = cast(equal(x, _expand(out, x, axis, keepdims)), dtype=x.dtype)
     ties = sum(winners, axis=axis, keepdims=True)
     share = div(_expand(g, x, axis, keepdims), broadcast_to(ties, shape=x.shape))
     return (mul(share, winners),)

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = ["Cost", "Spec", "Primitive", "PRIMITIVES", "register", "get", "set_dispatcher"]
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """An abstract value: what a shape rule consumes and produces."""
 
     shape: tuple[int, ...]

@@ -1,0 +1,119 @@
+"""``mlsys bench autodiff``: one MLP training step, the engine vs hand-written numpy vs PyTorch.
+
+All three run the same model (``mlsys.models.mlp``: 64 -> hidden -> hidden -> 10, ReLU, softmax
+cross-entropy, plain SGD) on the same batch of digits in the same process, so the ratios are the
+figures: the engine's cost over hand-written numpy is its per-op overhead (tape, Tensor objects,
+shape rules), and the ratio to PyTorch is how far that overhead is from a production framework's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import models, nn
+from ..data import load_digits
+from ..optim import SGD
+from ..tensor import Tensor
+from .report import emit, time_it
+
+LR = 0.05
+
+
+def engine_step(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[], None]:
+    optimizer = SGD(model.parameters(), lr=LR)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def numpy_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
+    """The same step written by hand: forward, softmax cross-entropy, backward, SGD."""
+    onehot = np.eye(10, dtype=np.float32)[y]
+
+    def step() -> None:
+        acts, h = [x], x
+        layers = list(zip(weights[::2], weights[1::2]))
+        for i, (w, b) in enumerate(layers):
+            h = h @ w.T + b
+            if i < len(layers) - 1:
+                h = np.maximum(h, 0)
+            acts.append(h)
+        shifted = h - h.max(1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(1, keepdims=True)
+        g = (probs - onehot) / len(y)
+        for i in reversed(range(len(layers))):
+            w, b = layers[i]
+            gw, gb = g.T @ acts[i], g.sum(0)
+            if i:
+                g = (g @ w) * (acts[i] > 0)
+            w -= LR * gw
+            b -= LR * gb
+
+    return step
+
+
+def torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable[[], None] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers, tensors = [], [torch.tensor(w) for w in weights]
+    for i, (w, b) in enumerate(zip(tensors[::2], tensors[1::2])):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+        layers += [lin, torch.nn.ReLU()] if i < len(tensors) // 2 - 1 else [lin]
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(tx), ty).backward()
+        opt.step()
+
+    return step
+
+
+def run(batch: int, hidden: int, repeat: int) -> list[dict]:
+    data = load_digits("train")
+    x, y = data.arrays[0][:batch], data.arrays[1][:batch]
+    model = models.mlp(hidden=hidden)
+    weights = [p.data.copy() for p in model.parameters()]
+    steps = {"mlsys (eager)": engine_step(model, Tensor(x), Tensor(y)),
+             "numpy by hand": numpy_step([w.copy() for w in weights], x, y),
+             "pytorch (cpu)": torch_step(weights, x, y)}
+    times = {name: time_it(fn, repeat=repeat) for name, fn in steps.items() if fn is not None}
+    rows = []
+    for name, seconds in times.items():
+        rows.append({"implementation": name, "batch": batch, "hidden": hidden,
+                     "step_us": seconds * 1e6,
+                     "vs_numpy": seconds / times["numpy by hand"],
+                     "vs_pytorch": seconds / times["pytorch (cpu)"] if "pytorch (cpu)" in times
+                     else None})
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="mlsys bench autodiff", description=__doc__)
+    p.add_argument("--batch", type=int, nargs="+", default=[32, 128, 512])
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    rows = [row for b in args.batch for row in run(b, args.hidden, args.repeat)]
+    notes = [] if any(r["vs_pytorch"] for r in rows) else ["PyTorch is not installed: "
+                                                            "pip install 'mlsys[bench]'"]
+    print(emit(rows, as_json=args.json, notes=notes,
+               title="MLP training step (forward + backward + SGD), best of repeats"))
+    return 0

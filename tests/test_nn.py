@@ -1,0 +1,154 @@
+"""Modules, optimizers and data loading behave as their PyTorch namesakes do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mlsys
+from mlsys import nn, optim
+from mlsys.data import DataLoader, Subset, TensorDataset, load_digits
+from mlsys.optim import rules
+
+
+def test_module_finds_nested_parameters_once():
+    shared = nn.Linear(3, 3)
+    model = nn.Sequential(shared, nn.ReLU(), nn.Sequential(shared, nn.Linear(3, 2)))
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "2.1.weight", "2.1.bias"]
+    assert model.num_parameters() == 3 * 3 + 3 + 3 * 2 + 2
+
+
+def test_state_dict_round_trip_and_errors():
+    a, b = mlsys.models.mlp(hidden=8), mlsys.models.mlp(hidden=8)
+    b.load_state_dict(a.state_dict())
+    x = mlsys.randn(4, 64)
+    np.testing.assert_allclose(a(x).detach().numpy(), b(x).detach().numpy())
+    state = a.state_dict()
+    state["0.weight"] = np.zeros((3, 3))
+    with pytest.raises(ValueError, match=r"0.weight has shape \(8, 64\).*\(3, 3\)"):
+        b.load_state_dict(state)
+    with pytest.raises(KeyError, match="missing keys.*unexpected keys"):
+        b.load_state_dict({"nope": np.zeros(1)})
+
+
+def test_train_and_eval_switch_dropout():
+    model = nn.Sequential(nn.Dropout(0.5))
+    x = mlsys.ones(1000)
+    assert (model(x).numpy() == 0).mean() == pytest.approx(0.5, abs=0.06)
+    model.eval()
+    assert (model(x).numpy() == 1).all()
+
+
+def test_layer_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"expected inputs with 4 features.*\(2, 3\)"):
+        nn.Linear(4, 2)(mlsys.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"input has 2 channels but weight expects 3"):
+        nn.Conv2d(3, 4, 3)(mlsys.zeros(1, 2, 5, 5))
+    with pytest.raises(ValueError, match="not divisible"):
+        nn.MultiheadSelfAttention(6, 4)
+
+
+def test_conv2d_matches_a_direct_loop():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    out = nn.functional.conv2d(mlsys.tensor(x), mlsys.tensor(w), stride=2, padding=1).numpy()
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ref = np.zeros((1, 3, 3, 3))
+    for o in range(3):
+        for i in range(3):
+            for j in range(3):
+                ref[0, o, i, j] = (padded[0, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * w[o]).sum()
+    np.testing.assert_allclose(out, ref, rtol=1e-10)
+
+
+def test_causal_attention_ignores_the_future():
+    attn = nn.MultiheadSelfAttention(8, 2, causal=True)
+    x = mlsys.randn(1, 5, 8)
+    y = mlsys.tensor(x.data.copy())
+    y.data[0, 3:] += 10.0
+    np.testing.assert_allclose(attn(x).data[0, :3], attn(y).data[0, :3], rtol=1e-5, atol=1e-5)
+
+
+def _quadratic_steps(opt_cls, **hyper):
+    w = mlsys.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = opt_cls([w], **hyper)
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    return w.data
+
+
+def test_sgd_momentum_matches_the_recurrence():
+    w, buf = np.array([1.0, -2.0]), None
+    for _ in range(3):
+        g = 2 * w + 0.1 * w
+        buf = g if buf is None else 0.9 * buf + g
+        w = w - 0.1 * buf
+    got = _quadratic_steps(optim.SGD, lr=0.1, momentum=0.9, weight_decay=0.1)
+    np.testing.assert_allclose(got, w)
+
+
+def test_adam_and_adamw_match_torch_when_available():
+    torch = pytest.importorskip("torch")
+    for ours, theirs in ((optim.Adam, torch.optim.Adam), (optim.AdamW, torch.optim.AdamW)):
+        tw = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+        topt = theirs([tw], lr=0.1, weight_decay=0.05)
+        for _ in range(3):
+            topt.zero_grad()
+            (tw * tw).sum().backward()
+            topt.step()
+        got = _quadratic_steps(ours, lr=0.1, weight_decay=0.05)
+        np.testing.assert_allclose(got, tw.detach().numpy(), rtol=1e-6)
+
+
+def test_update_rules_run_on_tensors_too():
+    p, g = np.array([1.0, 2.0]), np.array([0.5, -0.5])
+    eager = rules.adam(p, g, np.zeros(2), np.zeros(2), 1, lr=0.1)
+    traced = rules.adam(mlsys.tensor(p), mlsys.tensor(g), mlsys.tensor(np.zeros(2)),
+                        mlsys.tensor(np.zeros(2)), 1, lr=0.1)
+    for e, t in zip(eager, traced):
+        np.testing.assert_allclose(e, t.numpy())
+
+
+def test_optimizer_state_dict_round_trip():
+    model = mlsys.models.mlp(hidden=4)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    mlsys.training.train_step(model, opt, mlsys.randn(3, 64), mlsys.tensor([0, 1, 2]))
+    other = optim.Adam(model.parameters(), lr=0.5)
+    other.load_state_dict(opt.state_dict())
+    assert other.param_groups[0]["lr"] == 0.01
+    assert other.state[id(next(model.parameters()))]["step"] == 1
+
+
+def test_optimizer_rejects_bad_input():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="learning rate must be >= 0, got -1"):
+        optim.SGD(mlsys.models.mlp().parameters(), lr=-1)
+
+
+def test_dataloader_batches_shuffles_reproducibly_and_drops_last():
+    data = TensorDataset(np.arange(10), np.arange(10) * 2)
+    batches = [x.tolist() for x, _ in DataLoader(data, batch_size=4)]
+    assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert len(DataLoader(data, batch_size=4, drop_last=True)) == 2
+    one = [x.tolist() for x, _ in DataLoader(data, batch_size=3, shuffle=True, seed=7)]
+    two = [x.tolist() for x, _ in DataLoader(data, batch_size=3, shuffle=True, seed=7)]
+    assert one == two and sorted(sum(one, [])) == list(range(10)) and one[0] != [0, 1, 2]
+    shard = [x.tolist() for x, _ in DataLoader(Subset(data, [1, 3]), batch_size=2)]
+    assert shard == [[1, 3]]
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        DataLoader(data, batch_size=0)
+    with pytest.raises(ValueError, match="different lengths"):
+        TensorDataset(np.zeros(3), np.zeros(4))
+
+
+def test_digits_split_is_disjoint_and_complete():
+    train, test = load_digits("train"), load_digits("test")
+    assert len(train) + len(test) == 1797
+    assert train.arrays[0].dtype == np.float32 and train.arrays[0].max() <= 1.0
+    assert load_digits("test", flatten=False).arrays[0].shape[1:] == (1, 8, 8)
+    with pytest.raises(ValueError, match="split must be"):
+        load_digits("validation")
