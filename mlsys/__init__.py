@@ -15,7 +15,8 @@ from .tensor import Tensor, matmul, tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "tensor", "ops", "nn", "optim", "data", "models", "testing", "training", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+    "Tensor", "tensor", "ops", "nn", "optim", "data", "models", "testing", "training",
+    "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "zeros", "ones", "zeros_like", "ones_like", "full", "arange", "rand", "randn", "manual_seed",
     "matmul", "exp", "log", "sqrt", "tanh", "sigmoid", "maximum", "where", "cat", "stack",
 ]

@@ -3,8 +3,19 @@
 from . import functional
 from .attention import MultiheadSelfAttention, TransformerBlock
 from .layers import (
-    GELU, AvgPool2d, Conv2d, Dropout, Embedding, Flatten, LayerNorm, Linear, MaxPool2d, ReLU,
-    Sequential, Sigmoid, Tanh,
+    GELU,
+    AvgPool2d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
 )
 from .module import Module, Parameter
 

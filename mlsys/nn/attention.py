@@ -8,7 +8,6 @@ import numpy as np
 
 from ..functions import where
 from ..tensor import Tensor
-
 from .layers import GELU, Dropout, LayerNorm, Linear
 from .module import Module
 
