@@ -70,12 +70,18 @@ def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean",
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    classes = logits.shape[1]
-    weights = one_hot(target, classes, logits.dtype)
-    if label_smoothing:
-        weights = weights * (1.0 - label_smoothing) + label_smoothing / classes
-    losses = -(logits.log_softmax(1) * weights).sum(1)
+    logp = logits.log_softmax(1)
+    if not label_smoothing:
+        return NN.nll_loss(logp, target, reduction=reduction)
+    # Smoothing mixes the target with the uniform distribution: (1 - s) * nll + s * mean(-log p).
+    losses = NN.nll_loss(logp, target, reduction="none") * (1.0 - label_smoothing) \
+        - logp.mean(1) * label_smoothing
     return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
+
+
+def nll_loss(logp: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer targets (N,) under (N, C) log-probabilities."""
+    return NN.nll_loss(logp, target, reduction=reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

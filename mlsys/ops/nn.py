@@ -46,10 +46,14 @@ log_softmax = register(Primitive(
     doc="x - logsumexp(x) along `axis`, computed stably"))
 
 
+def _check_targets(name: str, target: np.ndarray, classes: int) -> None:
+    if target.size and (target.min() < 0 or target.max() >= classes):
+        bad = target[(target < 0) | (target >= classes)].flat[0]
+        raise IndexError(f"{name}: class index {bad} is out of range for {classes} classes")
+
+
 def _one_hot_forward(idx: np.ndarray, *, num_classes: int, dtype: np.dtype) -> np.ndarray:
-    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
-        bad = idx[(idx < 0) | (idx >= num_classes)].flat[0]
-        raise IndexError(f"one_hot: class index {bad} is out of range for {num_classes} classes")
+    _check_targets("one_hot", idx, num_classes)
     return np.eye(num_classes, dtype=dtype)[idx]
 
 
@@ -62,6 +66,49 @@ def _one_hot_shape(idx: Spec, *, num_classes: int, dtype: np.dtype) -> Spec:
 one_hot = register(Primitive(
     "one_hot", forward=_one_hot_forward, shape=_one_hot_shape, cost=elementwise_cost(0),
     doc="integer class indices to one-hot rows (not differentiable)"))
+
+
+def _nll_forward(logp: np.ndarray, target: np.ndarray, *, reduction: str) -> np.ndarray:
+    _check_targets("nll_loss", target, logp.shape[1])
+    picked = -logp[np.arange(len(target)), target]
+    return picked if reduction == "none" else np.asarray(picked.sum() if reduction == "sum"
+                                                         else picked.mean(), dtype=logp.dtype)
+
+
+def _nll_shape(logp: Spec, target: Spec, *, reduction: str) -> Spec:
+    require_float("nll_loss", logp)
+    if len(logp.shape) != 2:
+        raise ValueError(f"nll_loss: expected (N, C) log-probabilities, got shape {logp.shape}")
+    if not np.issubdtype(target.dtype, np.integer):
+        raise TypeError(f"nll_loss: class indices must be integers, got dtype {target.dtype}")
+    if target.shape != logp.shape[:1]:
+        raise ValueError(f"nll_loss: target shape {target.shape} does not match log-probabilities "
+                         f"{logp.shape} (expected ({logp.shape[0]},))")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return Spec(logp.shape[:1] if reduction == "none" else (), logp.dtype)
+
+
+def _nll_grad_forward(g: np.ndarray, target: np.ndarray, *, classes: int, reduction: str) -> np.ndarray:
+    out = np.zeros((len(target), classes), dtype=g.dtype)
+    scale = -1.0 / len(target) if reduction == "mean" else -1.0
+    out[np.arange(len(target)), target] = scale * g
+    return out
+
+
+nll_loss_grad = register(Primitive(
+    "nll_loss_grad", forward=_nll_grad_forward,
+    shape=lambda g, target, *, classes, reduction: Spec((target.shape[0], classes), g.dtype),
+    cost=lambda g, target, *, out, classes, reduction: Cost(target.size, target.nbytes + out.nbytes),
+    doc="gradient of nll_loss with respect to its log-probabilities (not itself differentiable)"))
+
+nll_loss = register(Primitive(
+    "nll_loss", forward=_nll_forward, shape=_nll_shape,
+    cost=lambda logp, target, *, out, reduction: Cost(target.size, target.nbytes + out.nbytes
+                                                      + target.size * logp.dtype.itemsize),
+    vjp=lambda g, out, logp, target, *, reduction: (
+        nll_loss_grad(g, target, classes=logp.shape[1], reduction=reduction), None),
+    doc="negative log-likelihood of integer targets under (N, C) log-probabilities"))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:

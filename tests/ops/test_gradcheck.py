@@ -212,6 +212,20 @@ def test_cross_entropy(smoothing, rng):
                      t(rng, (3, 4)))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss(reduction, rng):
+    target = mlsys.tensor(np.array([2, 0, 2, 1]))
+    assert gradcheck(lambda z: F.nll_loss(z, target, reduction=reduction), t(rng, (4, 3)))
+
+
+def test_cross_entropy_matches_its_definition(rng):
+    logits, target = rng.normal(size=(5, 4)), np.array([0, 3, 1, 1, 2])
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    loss = F.cross_entropy(mlsys.tensor(logits), mlsys.tensor(target), label_smoothing=0.2)
+    expected = (0.8 * -logp[np.arange(5), target] - 0.2 * logp.mean(1)).mean()
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1), ((2, 1), (0, 1))])
 def test_conv2d(stride, padding, rng):
     x, w, b = t(rng, (2, 2, 5, 4)), t(rng, (3, 2, 3, 2)), t(rng, (3,))
@@ -263,7 +277,7 @@ def test_attention_block(rng):
 COVERED = {"add", "sub", "mul", "div", "maximum", "neg", "exp", "log", "sqrt", "tanh", "sigmoid",
            "relu", "gelu", "gelu_grad", "cast", "pow", "sum", "mean", "max", "matmul", "reshape",
            "permute", "broadcast_to", "sum_to", "getitem", "scatter_add", "take", "put_add",
-           "concatenate", "where", "softmax", "log_softmax", "unfold2d", "fold2d"}
+           "concatenate", "where", "softmax", "log_softmax", "unfold2d", "fold2d", "nll_loss"}
 
 
 def test_every_differentiable_primitive_has_a_case():

@@ -22,9 +22,10 @@ def ints(*shape, high=3):
 
 # One example application (inputs, params) of every primitive.
 EXAMPLES = {
-    **{n: ((a(2, 3), a(3)), {}) for n in ("add", "sub", "mul", "div", "pow", "maximum", "greater",
+    **{n: ((a(2, 3), a(3)), {}) for n in ("add", "sub", "mul", "div", "maximum", "greater",
                                           "greater_equal", "less", "less_equal", "equal",
                                           "not_equal")},
+    "pow": ((np.abs(a(2, 3)) + 0.1, a(3)), {}),
     **{n: ((a(2, 3),), {}) for n in ("neg", "exp", "tanh", "sigmoid", "relu")},
     **{n: ((np.abs(a(2, 3)) + 0.1,), {}) for n in ("log", "sqrt")},
     "gelu": ((a(4),), {"approximate": "none"}),
@@ -46,6 +47,8 @@ EXAMPLES = {
     "softmax": ((a(2, 3),), {"axis": 1}),
     "log_softmax": ((a(2, 3),), {"axis": 0}),
     "one_hot": ((ints(4),), {"num_classes": 3, "dtype": np.dtype(f32)}),
+    "nll_loss": ((a(4, 3), ints(4)), {"reduction": "none"}),
+    "nll_loss_grad": ((a(), ints(4)), {"classes": 3, "reduction": "mean"}),
     "unfold2d": ((a(2, 3, 5, 5),), {"kernel_size": (3, 3), "stride": (2, 1), "padding": (1, 0)}),
     "fold2d": ((a(2, 27, 9),), {"input_size": (5, 5), "kernel_size": (3, 3), "stride": (2, 1),
                                 "padding": (1, 0)}),
