@@ -20,8 +20,8 @@ book: $(STAMP)  ## execute every chapter and build the HTML book into _build/htm
 	$(VENV)/bin/jupyter-book build . --config jupyter-book.yml --toc _toc.yml --warningiserror --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)  ## the whole suite, chapters' execution included
-	$(PY) -m pytest -n 2 --timeout 900 -q
+test: $(STAMP)  ## the whole suite, chapters' execution included (one BLAS thread per test worker)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --timeout 900 -q
 
 lab: $(STAMP)  ## JupyterLab on the chapters
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters --ServerApp.allow_root=True

@@ -14,25 +14,36 @@ _FREED = "freed"
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from ``root`` through recorded nodes, each after all its consumers."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    """Tensors reachable from ``root`` through recorded nodes, each after all its consumers.
+
+    Kahn's algorithm with a stack: a tensor is emitted as soon as its last consumer is, so a
+    parameter's gradient is final (and its hooks fire) right after the layer that uses it, the last
+    layer first. Data-parallel training overlaps its all-reduces with the rest of backward on that.
+    """
+    pending: dict[int, int] = {}
+    stack, seen = [root], {id(root)}
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
+        node = stack.pop()._node
+        if node is None or node.inputs is _FREED:
             continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
+        for x in node.inputs:
+            if x.requires_grad:
+                pending[id(x)] = pending.get(id(x), 0) + 1
+                if id(x) not in seen:
+                    seen.add(id(x))
+                    stack.append(x)
+    order, ready = [], [root]
+    while ready:
+        t = ready.pop()
+        order.append(t)
         node = t._node
-        if node is not None and node.inputs is not _FREED:
-            for x in node.inputs:
-                if x.requires_grad and id(x) not in seen:
-                    stack.append((x, False))
-    order.reverse()
+        if node is None or node.inputs is _FREED:
+            continue
+        for x in node.inputs:
+            if x.requires_grad:
+                pending[id(x)] -= 1
+                if not pending[id(x)]:
+                    ready.append(x)
     return order
 
 
@@ -84,10 +95,11 @@ def run_backward(root: Tensor, gradient: Any, *, retain_graph: bool, create_grap
             for x, gx in zip(node.inputs, in_grads):
                 if gx is None or not x.requires_grad:
                     continue
-                if gx.shape != x.shape:
+                if gx.data.shape != x.data.shape:
                     raise AssertionError(f"VJP of {node.prim.name} returned shape {gx.shape} for "
                                          f"an input of shape {x.shape}")
-                previous = grads.get(id(x))
-                grads[id(x)] = gx if previous is None else E.add(previous, gx)
+                key = id(x)
+                previous = grads.get(key)
+                grads[key] = gx if previous is None else E.add(previous, gx)
             if not retain_graph:
                 node.inputs = _FREED

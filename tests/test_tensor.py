@@ -153,3 +153,28 @@ def test_var_matches_numpy():
 def test_tensor_of_objects_is_refused():
     with pytest.raises(TypeError, match="non-numeric"):
         mlsys.tensor(["a", object()])
+
+
+
+def test_parameter_gradients_are_ready_last_layer_first():
+    """Each parameter's hook fires as soon as its layer's backward is done, as DDP overlap needs."""
+    from mlsys.tensor import add_observer, remove_observer
+
+    class OpCounter:
+        ops = 0
+
+        def record(self, prim, inputs, params, out):
+            self.ops += 1
+
+    model = mlsys.models.mlp(in_features=4, hidden=8, classes=3, depth=2)
+    loss = mlsys.nn.functional.cross_entropy(model(mlsys.randn(5, 4)), mlsys.tensor([0, 1, 2, 0, 1]))
+    counter, ready = OpCounter(), []
+    for name, p in model.named_parameters():
+        p.register_post_accumulate_grad_hook(lambda t, name=name: ready.append((name, counter.ops)))
+    add_observer(counter)
+    try:
+        loss.backward()
+    finally:
+        remove_observer(counter)
+    assert [name.split(".")[0] for name, _ in ready] == ["4", "4", "2", "2", "0", "0"]
+    assert ready[1][1] < counter.ops / 2, "the last layer's gradients wait for the whole backward"
