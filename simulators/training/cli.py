@@ -1,0 +1,60 @@
+"""``mlsys sim train``: simulate one training step of a configuration given as JSON or YAML.
+
+The config has a ``model`` section (layers, hidden, heads, seq_len, vocab), and optional
+``parallel`` (dp, tp, pp, micro_batch, global_batch, schedule, chunks, zero, recompute, overlap,
+bucket_mb, dtype) and ``cluster`` (gpu, gpus_per_node, intra, inter, efficiencies) sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlsys.bench.report import emit
+
+from .config import from_dict
+from .hybrid import simulate
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) training config."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix == ".json":
+        return json.loads(text)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text)
+    raise ValueError(f"config {path} must end in .json, .yaml or .yml, got {path.suffix!r}")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="mlsys sim train", description=__doc__)
+    p.add_argument("--config", required=True, help="training config (.json, .yaml or .yml)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--trace", help="write the step's Chrome trace (open it in Perfetto)")
+    args = p.parse_args(argv)
+    try:
+        result = simulate(*from_dict(load_config(args.config)))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"mlsys sim train: {error}", file=sys.stderr)
+        return 2
+    summary = result.summary()
+    notes = [] if result.fits else [
+        f"does not fit: {summary['memory_gb']:.1f} GB per GPU > "
+        f"{result.cluster.device.memory / 1e9:.0f} GB on {result.cluster.gpu}"]
+    if args.trace:
+        notes.append(f"trace written to {result.recorder.save_chrome_trace(args.trace)}")
+    rows = [{"metric": k, "value": v} for k, v in summary.items()]
+    print(emit(rows, as_json=args.json, title="Simulated training step", notes=notes))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(sys.argv[1:]))
