@@ -9,6 +9,8 @@ again (``create_graph=True``).
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -86,15 +88,22 @@ def infer_spec(prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, An
 
 def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
     """Apply a primitive to Tensors, checking it with its shape rule and recording it for backward."""
+    device = "cpu"
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"{prim.name}: expected Tensor inputs, got {type(t).__name__}")
+        if t.device != "cpu":
+            device = _join_devices(prim, device, t.device)
     spec = infer_spec(prim, inputs, params)
-    data = prim.forward(*[t.data for t in inputs], **params)
+    if device == "cpu":
+        data = prim.forward(*[t.data for t in inputs], **params)
+    else:
+        data = _forward_on(device, prim, [t.data for t in inputs], params)
     if data.dtype != spec.dtype:
         data = data.astype(spec.dtype)
     out = Tensor.__new__(Tensor)
     out.data, out.grad, out._node, out._hooks, out._retains_grad = data, None, None, None, False
+    out.device = device
     out.requires_grad = False
     if prim.vjp is not None and autograd._state["enabled"]:
         for t in inputs:
@@ -108,6 +117,47 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
 
 
 set_dispatcher(apply)
+
+# Devices a Tensor can live on, and the module whose import registers each one's kernels into
+# ``Primitive.impls``. The data stays a host numpy array on every device; the device picks the
+# implementation that computes it (see ``mlsys.kernels``).
+DEVICES = {"cpu": None, "numba": "mlsys.kernels.cpu.register", "cuda": "mlsys.kernels.cuda.register"}
+_fallback_noted: set[tuple[str, str]] = set()
+
+
+def _join_devices(prim: Primitive, a: str, b: str) -> str:
+    """The device of an op whose inputs live on ``a`` and ``b`` (cpu operands join any device)."""
+    if a != "cpu" and a != b:
+        raise RuntimeError(f"{prim.name}: inputs live on different devices, {a!r} and {b!r}; "
+                           f"move them to one device with .to(device)")
+    return b
+
+
+def _forward_on(device: str, prim: Primitive, arrays: list, params: dict[str, Any]) -> Any:
+    """Run ``prim`` with the ``device`` kernel, or the numpy reference (noted once) without one.
+
+    A kernel returns ``NotImplemented`` for inputs it does not handle (a dtype, a layout).
+    """
+    impl = prim.impls.get(device)
+    if impl is not None:
+        data = impl(*arrays, **params)
+        if data is not NotImplemented:
+            return data
+    if (prim.name, device) not in _fallback_noted:
+        _fallback_noted.add((prim.name, device))
+        shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in arrays)
+        why = "no kernel" if impl is None else f"its kernel does not take ({shapes})"
+        warnings.warn(f"mlsys: {prim.name} on device {device!r}: {why}; running the numpy "
+                      f"reference instead (noted once per primitive and device)", stacklevel=3)
+    return prim.forward(*arrays, **params)
+
+
+def _check_device(device: str) -> None:
+    """Import the device's kernels on first use, with a clear error for unknown names."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    if DEVICES[device] is not None:
+        importlib.import_module(DEVICES[device])
 
 
 def _default_dtype_for(array: np.ndarray) -> np.dtype:
@@ -125,7 +175,8 @@ class Tensor:
     gradients in ``.grad`` (accumulated across ``backward`` calls until ``zero_grad``).
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_hooks", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_hooks", "_retains_grad", "device",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -142,6 +193,7 @@ class Tensor:
         self._node: Node | None = None
         self._hooks: list | None = None
         self._retains_grad = False
+        self.device = "cpu"
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -215,6 +267,8 @@ class Tensor:
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
         extra = f", dtype={self.dtype}" if self.dtype not in (DEFAULT_DTYPE, np.int64) else ""
+        if self.device != "cpu":
+            extra += f", device={self.device!r}"
         if self._node is not None:
             extra += f", grad_fn=<{self._node.prim.name}>"
         elif self.requires_grad:
@@ -243,8 +297,10 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+        """The same data on the same device, cut from the graph."""
+        out = Tensor(self.data)
+        out.device = self.device
+        return out
 
     def clone(self) -> Tensor:
         return Tensor(self.data.copy()) if not self.requires_grad else self * 1
@@ -360,8 +416,27 @@ class Tensor:
         return E.maximum(self, -self)
 
     def to(self, dtype: Any) -> Tensor:
-        """Convert to ``dtype`` (a numpy dtype or name)."""
-        dtype = np.dtype(dtype)
+        """Convert to ``dtype`` (a numpy dtype or name), or move to a device ("cpu", "numba", "cuda").
+
+        Moving gives a leaf on the new device sharing this tensor's data (a leaf that required
+        grad still does); move parameters in place with ``mlsys.kernels.to_device``.
+        """
+        if isinstance(dtype, str) and dtype in DEVICES:
+            if dtype == self.device:
+                return self
+            if not self.is_leaf:
+                raise RuntimeError(f"to({dtype!r}): move leaf tensors (inputs, parameters); "
+                                   f"this one was made by {self.grad_fn}")
+            _check_device(dtype)
+            out = self.detach()
+            out.device = dtype
+            out.requires_grad = self.requires_grad
+            return out
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"to({dtype!r}): expected a numpy dtype or a device "
+                            f"({', '.join(DEVICES)})") from None
         return self if dtype == self.dtype else E.cast(self, dtype=dtype)
 
     def float(self) -> Tensor:

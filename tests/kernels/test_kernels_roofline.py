@@ -1,0 +1,55 @@
+"""Roofline arithmetic, measured ceilings, the GPU catalog and the plot."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+from mlsys.kernels import gpus, roofline
+
+matplotlib.use("Agg")
+
+
+def test_attainable_is_the_minimum_of_the_two_roofs() -> None:
+    peaks = roofline.Peaks("toy", flops=100e9, bandwidth=10e9)
+    assert peaks.ridge == 10
+    np.testing.assert_allclose(roofline.attainable(np.array([1, 10, 100]), peaks), [10e9, 100e9, 100e9])
+    h100 = gpus.gpu("H100")
+    assert roofline.attainable(1.0, h100) == pytest.approx(h100.bandwidth)
+    assert roofline.attainable(1e6, h100) == pytest.approx(h100.flops["fp32"])
+
+
+def test_primitive_cost_reads_the_registry_rule() -> None:
+    cost = roofline.primitive_cost("matmul", (8, 16), (16, 4))
+    assert cost.flops == 2 * 8 * 16 * 4
+    assert cost.bytes == 4 * (8 * 16 + 16 * 4 + 8 * 4)
+    add = roofline.primitive_cost("add", (100,), (100,), dtype=np.float64)
+    assert add.intensity == pytest.approx(100 / (3 * 100 * 8))
+
+
+def test_measured_ceilings_are_plausible() -> None:
+    bandwidth = roofline.measure_bandwidth(megabytes=8, repeat=2)
+    flops = roofline.measure_flops(n=128, repeat=2)
+    assert 1e8 < bandwidth < 1e13 and 1e7 < flops < 1e14
+    with pytest.raises(ValueError, match="megabytes must be >= 1, got 0"):
+        roofline.measure_bandwidth(megabytes=0)
+
+
+def test_gpu_catalog_carries_sources() -> None:
+    for entry in gpus.GPUS.values():
+        assert entry.source and entry.flops["fp32"] > 1e12 and entry.bandwidth > 1e11
+    assert gpus.gpu("A100").ridge() == pytest.approx(19.5e12 / 2039e9)
+    with pytest.raises(KeyError, match="unknown GPU 'Z80'"):
+        gpus.gpu("Z80")
+
+
+def test_plot_draws_the_roof_and_points() -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    roofline.plot(ax, roofline.Peaks("toy", 100e9, 10e9), [("k", 2.0, 15e9)])
+    roof = ax.get_lines()[0].get_ydata()
+    assert roof.max() == pytest.approx(100) and roof.min() == pytest.approx(10 / 16)
+    assert [t.get_text() for t in ax.texts] == ["k"]
+    plt.close(fig)
