@@ -9,6 +9,7 @@ from . import data, models, nn, ops, optim, testing, training
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 from .functions import cat, exp, log, maximum, sigmoid, sqrt, stack, tanh, where
+from .graph import compile, trace
 from .random import manual_seed
 from .tensor import Tensor, matmul, tensor
 
@@ -19,4 +20,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "zeros", "ones", "zeros_like", "ones_like", "full", "arange", "rand", "randn", "manual_seed",
     "matmul", "exp", "log", "sqrt", "tanh", "sigmoid", "maximum", "where", "cat", "stack",
+    "trace", "compile",
 ]
