@@ -20,6 +20,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("run",): ("mlsys.comm.launcher", "run a script on N processes: mlsys run -n 4 script.py"),
     ("comm", "calibrate"): ("mlsys.comm.calibrate", "fit the alpha-beta model on this machine"),
     ("sim", "train"): ("simulators.training.cli", "simulate a parallel training configuration"),
+    ("sim", "collectives"): ("simulators.collectives", "simulated vs measured all-reduce on this machine"),
     ("sim", "schedule"): ("simulators.scheduling.cli", "replay a job trace under a scheduling policy"),
     ("lab",): ("mlsys.grading.cli", "list, get, check, release and grade labs"),
 }

@@ -12,12 +12,13 @@ import argparse
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .. import models, nn
 from ..data import load_digits
 from ..optim import SGD
 from ..tensor import Tensor
-from .report import emit, time_it
+from .report import emit, time_side_by_side
 
 LR = 0.05
 
@@ -85,6 +86,14 @@ def torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Calla
     return step
 
 
+def _set_torch_threads(n: int) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(n)
+
+
 def run(batch: int, hidden: int, repeat: int) -> list[dict]:
     data = load_digits("train")
     x, y = data.arrays[0][:batch], data.arrays[1][:batch]
@@ -93,7 +102,8 @@ def run(batch: int, hidden: int, repeat: int) -> list[dict]:
     steps = {"mlsys (eager)": engine_step(model, Tensor(x), Tensor(y)),
              "numpy by hand": numpy_step([w.copy() for w in weights], x, y),
              "pytorch (cpu)": torch_step(weights, x, y)}
-    times = {name: time_it(fn, repeat=repeat) for name, fn in steps.items() if fn is not None}
+    steps = {name: fn for name, fn in steps.items() if fn is not None}
+    times = dict(zip(steps, time_side_by_side(list(steps.values()), rounds=repeat)))
     rows = []
     for name, seconds in times.items():
         rows.append({"implementation": name, "batch": batch, "hidden": hidden,
@@ -108,10 +118,16 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="mlsys bench autodiff", description=__doc__)
     p.add_argument("--batch", type=int, nargs="+", default=[32, 128, 512])
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--repeat", type=int, default=5, help="alternating timing rounds")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS and PyTorch threads for all three (default 1: a like-for-like step)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
-    rows = [row for b in args.batch for row in run(b, args.hidden, args.repeat)]
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    with threadpool_limits(args.threads):
+        _set_torch_threads(args.threads)
+        rows = [row for b in args.batch for row in run(b, args.hidden, args.repeat)]
     notes = [] if any(r["vs_pytorch"] for r in rows) else ["PyTorch is not installed: "
                                                             "pip install 'mlsys[bench]'"]
     print(emit(rows, as_json=args.json, notes=notes,

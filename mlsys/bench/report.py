@@ -35,6 +35,23 @@ def time_it(fn: Callable[[], Any], *, repeat: int = 5, number: int | None = None
     return best
 
 
+
+def time_side_by_side(fns: Sequence[Callable[[], Any]], *, rounds: int = 3, repeat: int = 3,
+                      min_time: float = 0.05, settle: float = 0.0) -> list[float]:
+    """Best seconds per call of each of ``fns``, timed in alternating rounds.
+
+    Alternating makes a burst of load from other processes land on every variant, not one; the
+    ratios between them are the figures. ``settle`` seconds of sleep before each timing let the
+    previous variant's spinning worker threads (OpenMP, BLAS) go idle.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            if settle:
+                time.sleep(settle)
+            best[k] = min(best[k], time_it(fn, repeat=repeat, min_time=min_time))
+    return best
+
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     """A plain-text table with aligned columns; floats get 4 significant digits."""
     if not rows:

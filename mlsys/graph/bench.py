@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import models, nn
-from ..bench.report import emit, time_it
+from ..bench.report import emit, time_side_by_side
 from ..data import load_digits
 from ..random import manual_seed
 from ..tensor import Tensor
@@ -47,13 +47,8 @@ def _batch(n: int, images: bool) -> tuple[Tensor, Tensor]:
 
 
 def side_by_side(fns: list[Callable[[], Any]], quick: bool) -> list[float]:
-    """Seconds per call of each of ``fns``, timed in alternating rounds and keeping each one's
-    best, so that a burst of load from other processes does not land on one variant only."""
-    best = [float("inf")] * len(fns)
-    for _ in range(1 if quick else 3):
-        for k, fn in enumerate(fns):
-            best[k] = min(best[k], time_it(fn, repeat=1 if quick else 3))
-    return best
+    """Seconds per call of each of ``fns``, timed in alternating rounds."""
+    return time_side_by_side(fns, rounds=1 if quick else 3, repeat=1 if quick else 3)
 
 
 def step_rows(quick: bool) -> list[dict[str, Any]]:

@@ -9,13 +9,12 @@ installed); under the simulator they are checked by the tests, not timed.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..bench.report import emit, time_it
+from ..bench.report import emit, time_it, time_side_by_side
 from ..ops import nn as nn_ops
 from ..ops.registry import Cost
 from . import roofline
@@ -29,17 +28,12 @@ SETTLE_S = 0.2
 def time_pair(fn: Callable[[], Any], base_fn: Callable[[], Any], repeat: int = 3) -> tuple[float, float]:
     """Best seconds per call of a kernel and of its baseline, timed interleaved.
 
-    Interleaving makes load from other processes hit both. Numba's and OpenBLAS's worker
-    threads spin-wait for a while after a parallel region; on a small machine, timing one right
-    after the other would measure their contention, so each switch first lets the previous pool
-    go idle.
+    Numba's and OpenBLAS's worker threads spin-wait for a while after a parallel region; on a
+    small machine, timing one right after the other would measure their contention, so each switch
+    first lets the previous pool go idle.
     """
-    seconds = base_seconds = float("inf")
-    for _ in range(repeat):
-        time.sleep(SETTLE_S)
-        seconds = min(seconds, time_it(fn, repeat=2, min_time=0.02))
-        time.sleep(SETTLE_S)
-        base_seconds = min(base_seconds, time_it(base_fn, repeat=2, min_time=0.02))
+    seconds, base_seconds = time_side_by_side([fn, base_fn], rounds=repeat, repeat=2, min_time=0.02,
+                                              settle=SETTLE_S)
     return seconds, base_seconds
 
 
