@@ -1,0 +1,22 @@
+"""Collective communication between real processes, and distributed training on top of it.
+
+``launch(fn, world_size)`` or ``mlsys run -n N script.py`` start the processes; a
+:class:`ProcessGroup` offers send/recv and the collectives over shared memory (default) or MPI;
+every collective algorithm is a :class:`~mlsys.comm.schedules.Schedule` (data), the same one the
+simulators run on a modelled network. :class:`DistributedDataParallel` and
+:func:`parameter_server` train models on top.
+"""
+
+from .ddp import DistributedDataParallel
+from .errors import CommAborted, CommError, CommTimeout, MismatchError, WorkerError
+from .group import ProcessGroup, algorithms, get_group, init_process_group
+from .launcher import launch
+from .ps import ServerStats, parameter_server
+from .schedules import ALGORITHMS, COLLECTIVES, Schedule, Step
+
+__all__ = [
+    "ProcessGroup", "init_process_group", "get_group", "launch", "algorithms",
+    "Schedule", "Step", "ALGORITHMS", "COLLECTIVES",
+    "DistributedDataParallel", "parameter_server", "ServerStats",
+    "CommError", "CommTimeout", "CommAborted", "MismatchError", "WorkerError",
+]
