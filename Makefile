@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: setup book test lab lint clean
@@ -21,7 +20,7 @@ book: $(STAMP)  ## execute every chapter and build the HTML book into _build/htm
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)  ## the whole suite, chapters' execution included (one BLAS thread per test worker)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --timeout 900 -q
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --timeout 900 -q
 
 lab: $(STAMP)  ## JupyterLab on the chapters
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters --ServerApp.allow_root=True

@@ -1,0 +1,43 @@
+"""The Tiresias simulator's formats (Gu et al., NSDI'19; github.com/SymbioticLab/Tiresias).
+
+Jobs: ``job_id,num_gpu,submit_time,iterations,model_name,duration,interval`` (seconds).
+Clusters: ``num_switch,num_node_p_switch,num_gpu_p_node,num_cpu_p_node,mem_p_node``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cluster import ClusterSpec
+from ..job import Job, Trace
+from ._rows import TraceError, build_trace, number, open_csv
+
+JOB_COLUMNS = ("job_id", "num_gpu", "submit_time", "duration")
+
+
+def read_tiresias(path: str | Path, *, on_error: str = "raise", sort: bool = False,
+                  max_gpus: int | None = None) -> Trace:
+    """A Tiresias job CSV as a :class:`Trace` (``iterations`` and ``model_name`` kept if present)."""
+    path, rows = open_csv(path, JOB_COLUMNS)
+
+    def make(line: int, row: dict) -> Job:
+        iterations = row.get("iterations")
+        return Job(row["job_id"], number(row, "submit_time"), number(row, "num_gpu", integer=True, minimum=1),
+                   number(row, "duration"), model=row.get("model_name") or "",
+                   iterations=int(float(iterations)) if iterations else None)
+
+    return build_trace(path.stem, path, rows, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
+
+
+def read_tiresias_cluster(path: str | Path) -> ClusterSpec:
+    """A Tiresias cluster-spec CSV (one row) as a :class:`ClusterSpec`."""
+    path, rows = open_csv(path, ("num_switch", "num_node_p_switch", "num_gpu_p_node"))
+    rows = list(rows)
+    if len(rows) != 1:
+        raise TraceError(f"{path}: expected exactly one cluster row, found {len(rows)}")
+    line, row = rows[0]
+    try:
+        return ClusterSpec(*(number(row, c, integer=True, minimum=1)
+                             for c in ("num_switch", "num_node_p_switch", "num_gpu_p_node")))
+    except TraceError as error:
+        raise TraceError(f"{path}, line {line}: {error}") from None
