@@ -152,3 +152,15 @@ def test_digits_split_is_disjoint_and_complete():
     assert load_digits("test", flatten=False).arrays[0].shape[1:] == (1, 8, 8)
     with pytest.raises(ValueError, match="split must be"):
         load_digits("validation")
+
+
+def test_cross_entropy_names_bad_targets():
+    logits = mlsys.randn(3, 4)
+    with pytest.raises(ValueError, match=r"target shape \(2,\) does not match"):
+        nn.functional.cross_entropy(logits, mlsys.tensor([1, 2]))
+    with pytest.raises(IndexError, match="class index 7 is out of range for 4 classes"):
+        nn.functional.cross_entropy(logits, mlsys.tensor([1, 2, 7]))
+    with pytest.raises(TypeError, match="must be integers"):
+        nn.functional.cross_entropy(logits, mlsys.tensor([1.0, 2.0, 0.0]))
+    with pytest.raises(ValueError, match="reduction must be"):
+        nn.functional.cross_entropy(logits, mlsys.tensor([1, 2, 0]), reduction="avg", label_smoothing=0.1)

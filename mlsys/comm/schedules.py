@@ -178,16 +178,20 @@ def ring(world_size: int, count: int) -> Schedule:
     return _schedule("all_reduce", "ring", p, count, chunk_ranges(count, p), steps)
 
 
-def ring_reduce_scatter(world_size: int, count: int) -> Schedule:
+def _one_phase(collective: str, algorithm: str, world_size: int, count: int,
+               steps: Callable[[int], list[Step]]) -> Schedule:
+    """A reduce-scatter or all-gather alone: one block per rank, the steps of one phase."""
     _check(world_size, count)
-    return _schedule("reduce_scatter", "ring", world_size, count,
-                     chunk_ranges(count, world_size), _ring_reduce_scatter_steps(world_size))
+    return _schedule(collective, algorithm, world_size, count, chunk_ranges(count, world_size),
+                     steps(world_size))
+
+
+def ring_reduce_scatter(world_size: int, count: int) -> Schedule:
+    return _one_phase("reduce_scatter", "ring", world_size, count, _ring_reduce_scatter_steps)
 
 
 def ring_all_gather(world_size: int, count: int) -> Schedule:
-    _check(world_size, count)
-    return _schedule("all_gather", "ring", world_size, count,
-                     chunk_ranges(count, world_size), _ring_all_gather_steps(world_size))
+    return _one_phase("all_gather", "ring", world_size, count, _ring_all_gather_steps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,15 +217,11 @@ def direct(world_size: int, count: int) -> Schedule:
 
 
 def direct_reduce_scatter(world_size: int, count: int) -> Schedule:
-    _check(world_size, count)
-    return _schedule("reduce_scatter", "direct", world_size, count,
-                     chunk_ranges(count, world_size), _direct_reduce_scatter_steps(world_size))
+    return _one_phase("reduce_scatter", "direct", world_size, count, _direct_reduce_scatter_steps)
 
 
 def direct_all_gather(world_size: int, count: int) -> Schedule:
-    _check(world_size, count)
-    return _schedule("all_gather", "direct", world_size, count,
-                     chunk_ranges(count, world_size), _direct_all_gather_steps(world_size))
+    return _one_phase("all_gather", "direct", world_size, count, _direct_all_gather_steps)
 
 
 def reduce_broadcast(world_size: int, count: int, root: int = 0) -> Schedule:

@@ -60,12 +60,12 @@ def one_hot(target: Tensor, num_classes: int, dtype: Any = np.float32) -> Tensor
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy between (N, C) logits and integer class targets of shape (N,)."""
+    """Softmax cross-entropy between (N, C) logits and integer class targets of shape (N,).
+
+    ``nll_loss``'s shape rule checks the targets (integer dtype, shape (N,), range).
+    """
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: expected (N, C) logits, got shape {logits.shape}")
-    if target.shape != logits.shape[:1]:
-        raise ValueError(f"cross_entropy: target shape {target.shape} does not match logits "
-                         f"{logits.shape} (expected ({logits.shape[0]},))")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
