@@ -2,13 +2,17 @@
 
 The full run replays 100,000 synthetic jobs (Philly-fitted, about 0.9 offered load) on 512 GPUs;
 ``quick`` replays 2,000. FIFO is the baseline row: the cheapest policy, one event per arrival and
-per completion.
+per completion. ``python -m simulators.scheduling.bench --policy gittins`` times one policy
+(the same table as ``mlsys bench sim --only scheduling``).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
+
+from mlsys.bench.report import emit
 
 from .cluster import ClusterSpec
 from .simulator import simulate
@@ -31,3 +35,19 @@ def scenarios(quick: bool = False, policies: tuple[str, ...] = POLICIES) -> list
                      "events": result.events, "simulated_s": result.makespan, "wall_s": wall,
                      "events_per_s": result.events / wall})
     return rows
+
+
+def main(argv: list[str]) -> int:
+    """Time some policies only: ``--policy NAME`` (repeatable), ``--quick``, ``--json``."""
+    p = argparse.ArgumentParser(prog="python -m simulators.scheduling.bench", description=__doc__)
+    p.add_argument("--policy", action="append", choices=POLICIES, help="policy to time (repeatable)")
+    p.add_argument("--quick", action="store_true", help="2,000 jobs instead of 100,000")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    rows = scenarios(quick=args.quick, policies=tuple(args.policy or POLICIES))
+    print(emit(rows, as_json=args.json, title="Simulator performance"))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(__import__("sys").argv[1:]))

@@ -2,8 +2,11 @@
 
 One SimPy process wakes at the next event — an arrival, a completion, a policy timer (a running
 job's priority changing) or a periodic re-prioritization — applies it, and lets the policy
-schedule. Queues are heaps with lazy deletion (each job state carries a version), so an event
-costs ``O(log n)`` plus the jobs it starts or preempts, never a scan of every job.
+schedule. Queues are heaps with lazy deletion (each job state carries a version for its place in
+the waiting and completion queues and a ``rank`` for its place in the running queue), so an event
+costs ``O(log n)`` plus the jobs it starts or preempts, never a scan of every job. A timer only
+matters when some job waits (a running job's key is compared with nobody else's otherwise), so
+while nothing waits timers are not events: they are left due and applied when a job arrives.
 """
 
 from __future__ import annotations
@@ -26,16 +29,12 @@ if TYPE_CHECKING:
     from .policies.base import Policy
 
 
-def _neg(key: tuple) -> tuple:
-    return tuple(-x for x in key)
-
-
 class JobState:
     """A job's progress as the scheduler sees it (policies read these fields)."""
 
     __slots__ = ("job", "index", "gpus", "remaining", "attained", "executed", "running",
                  "started", "overhead", "slowdown", "gpu_ids", "enqueued", "first_start",
-                 "finish", "preemptions", "version", "key", "finish_at")
+                 "finish", "preemptions", "version", "rank", "key", "finish_at")
 
     def __init__(self, job: Job, index: int) -> None:
         self.job, self.index, self.gpus = job, index, job.gpus
@@ -49,6 +48,7 @@ class JobState:
         self.enqueued = job.arrival
         self.first_start = self.finish = math.nan
         self.preemptions = self.version = 0
+        self.rank = 0                  # bumped whenever the running queue gets a fresh entry
         self.key: tuple = ()
         self.finish_at = math.inf
 
@@ -94,13 +94,12 @@ class Simulation:
         self.now = 0.0
         self._seq = itertools.count()
         self._waiting: dict[int, list] = {}  # GPU count -> heap of (key, seq, state, version)
-        self._running: list = []      # (negated key, seq, state, version)
+        self._running: list = []      # (negated key, seq, state, rank)
         self._completions: list = []  # (time, seq, state, version)
-        self._timers: list = []       # (time, seq, state, version)
+        self._timers: list = []       # (time, seq, state, rank)
         self._next_arrival = 0
         self._active = 0
         self._n_running = 0
-        self._stale = False  # running keys skipped a timer while nothing waited
         self.segments: list[Segment] = []
         self.samples = {k: array("d") for k in ("time", "busy", "queued", "fragmentation")}
         self.events = 0
@@ -146,10 +145,10 @@ class Simulation:
 
     def running_states(self) -> list[JobState]:
         """Running jobs (a scan of the running heap, which it compacts: for policies that re-plan)."""
-        valid = [e for e in self._running if e[3] == e[2].version and e[2].running]
+        valid = [e for e in self._running if e[3] == e[2].rank and e[2].running]
         if len(valid) < len(self._running):
-            heapq.heapify(valid)
-            self._running = valid
+            self._running[:] = valid  # in place: preempt_for may hold the list
+            heapq.heapify(self._running)
         return [e[2] for e in valid]
 
     def try_start(self, state: JobState) -> bool:
@@ -191,17 +190,22 @@ class Simulation:
         Nothing is preempted unless enough worse jobs exist to free ``state.gpus`` GPUs. Returns
         whether ``state`` started, or ``None`` when no running job at all has a worse key.
         """
+        need = state.gpus - self.cluster.free_gpus
+        if need > 0:  # most calls fail: find out without reordering the running queue
+            found = self._worse_gpus(state, need)
+            if found is not None and found < need:
+                return False if found else None
         victims, freed, heap = [], self.cluster.free_gpus, self._running
         while freed < state.gpus and heap:
             entry = heap[0]
             victim = entry[2]
-            if entry[3] != victim.version or not victim.running:
+            if entry[3] != victim.rank or not victim.running:
                 heapq.heappop(heap)
                 continue
             key = self.policy.key(victim, self.now)
             if key != victim.key:  # priority improved since pushed (e.g. SRTF): refresh
                 heapq.heappop(heap)
-                self._reprioritize(victim)
+                self._push_running(victim)
                 continue
             if not key > state.key:
                 break
@@ -216,23 +220,60 @@ class Simulation:
         return self.try_start(state)
 
     # ---- internals ----------------------------------------------------------------------
+    def _worse_gpus(self, state: JobState, need: int) -> int | None:
+        """GPUs held by running jobs with worse keys than ``state``, counted up to ``need``.
+
+        Reads the running heap in place instead of popping it: the walk stops below the first
+        key that is not worse, so it costs the number of worse jobs. ``None`` when a job
+        :meth:`preempt_for` would look at has a key that changed since it was queued (it must
+        then refresh it, so the caller takes the popping path).
+        """
+        heap, bound, now, key_of = self._running, tuple([-x for x in state.key]), self.now, self.policy.key
+        size, found, stack, frontier = len(heap), 0, [0], []
+        while stack:
+            i = stack.pop()
+            if i >= size:
+                continue
+            entry = heap[i]
+            if not entry[0] < bound:
+                frontier.append((entry[:2], i))
+                continue
+            _, _, job, rank = entry
+            if rank == job.rank and job.running:
+                if key_of(job, now) != job.key:
+                    return None
+                found += job.gpus
+                if found >= need:
+                    return found
+            stack += (2 * i + 1, 2 * i + 2)
+        # preempt_for stops at the first live job that is not worse: its key must be current too
+        heapq.heapify(frontier)
+        while frontier:
+            _, i = heapq.heappop(frontier)
+            _, _, job, rank = heap[i]
+            if rank == job.rank and job.running:
+                return found if key_of(job, now) == job.key else None
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < size:
+                    heapq.heappush(frontier, (heap[child][:2], child))
+        return found
+
     def _push_waiting(self, state: JobState) -> None:
         state.key = self.policy.key(state, self.now)
         heap = self._waiting.setdefault(state.gpus, [])
         heapq.heappush(heap, (state.key, next(self._seq), state, state.version))
 
     def _push_running(self, state: JobState) -> None:
-        state.key = self.policy.key(state, self.now)
-        heapq.heappush(self._running, (_neg(state.key), next(self._seq), state, state.version))
-        when = self.policy.next_key_change(state, self.now)
-        if when is not None and self.now < when < state.finish_at:
-            heapq.heappush(self._timers, (when, next(self._seq), state, state.version))
-
-    def _reprioritize(self, state: JobState) -> None:
-        """Give a running job a fresh key: one valid heap entry per job, old ones go stale."""
-        state.version += 1
-        heapq.heappush(self._completions, (state.finish_at, next(self._seq), state, state.version))
-        self._push_running(state)
+        """Give a running job a fresh key: one valid running-queue entry per job, old ones go stale."""
+        now = self.now
+        state.key = key = self.policy.key(state, now)
+        state.rank += 1
+        heapq.heappush(self._running, (tuple([-x for x in key]), next(self._seq), state, state.rank))
+        if len(self._running) > 2 * self._n_running + 64:  # mostly stale entries: compact
+            self.running_states()
+        when = self.policy.next_key_change(state, now)
+        if when is not None and now < when < state.finish_at:
+            heapq.heappush(self._timers, (when, next(self._seq), state, state.rank))
 
     def _stop(self, state: JobState) -> None:
         now = self.now
@@ -256,16 +297,22 @@ class Simulation:
         for state in waiting:
             self._push_waiting(state)
         running = self.running_states()
-        self._running, self._stale = [], False
+        self._running = []
         for state in running:
-            self._reprioritize(state)
+            self._push_running(state)
 
     def _next_time(self) -> float:
         t = math.inf
         if self._next_arrival < len(self.states):
             t = self.states[self._next_arrival].job.arrival
-        for heap in (self._completions, self._timers):
-            while heap and heap[0][3] != heap[0][2].version:
+        heap = self._completions
+        while heap and heap[0][3] != heap[0][2].version:
+            heapq.heappop(heap)
+        if heap:
+            t = min(t, heap[0][0])
+        if self._active > self._n_running:  # timers matter only while someone waits
+            heap = self._timers
+            while heap and (heap[0][3] != heap[0][2].rank or not heap[0][2].running):
                 heapq.heappop(heap)
             if heap:
                 t = min(t, heap[0][0])
@@ -279,24 +326,19 @@ class Simulation:
                 state.remaining, state.finish = 0.0, now
                 self._active -= 1
                 self.policy.on_finish(state, now)
-        while self._timers and self._timers[0][0] <= now:
-            _, _, state, version = heapq.heappop(self._timers)
-            if version == state.version and state.running:
-                if self._active > self._n_running:
-                    self._reprioritize(state)
-                else:  # nobody to compare with: refresh all running keys at the next arrival
-                    self._stale = True
         states = self.states
         while self._next_arrival < len(states) and states[self._next_arrival].job.arrival <= now:
             state = states[self._next_arrival]
             self._next_arrival += 1
             self._active += 1
             self.policy.on_arrival(state, now)
-            if self._stale:
-                self._stale = False
-                for running in self.running_states():
-                    self._reprioritize(running)
             self._push_waiting(state)
+        if self._active > self._n_running:  # due timers, some left due while nothing waited
+            timers = self._timers
+            while timers and timers[0][0] <= now:
+                _, _, state, rank = heapq.heappop(timers)
+                if rank == state.rank and state.running:
+                    self._push_running(state)
 
     def _loop(self, env: simpy.Environment):
         interval = self.policy.rekey_interval

@@ -181,3 +181,12 @@ def test_gittins_serves_fresh_jobs_first_when_most_jobs_are_short():
     assert finishes(policy, jobs((0, 1, 10), (2, 1, 1))) == [11, 3]
     with pytest.raises(ValueError, match="samples"):
         make_policy("gittins", samples=[0.0, 1.0])
+
+
+@pytest.mark.parametrize("policy", ["las", "gittins", "gandiva"])
+def test_priority_changes_with_nobody_waiting_cost_no_events(policy):
+    """A lone long job crosses every priority threshold, but with nothing waiting no decision can
+    change, so the simulation is its arrival and its completion only (the 100k-job speed needs it)."""
+    result = simulate(jobs((0.0, 1, 1e6)), ONE_GPU, policy)
+    assert result.events == 2
+    assert result.jct() == pytest.approx([1e6])
