@@ -189,4 +189,4 @@ def test_priority_changes_with_nobody_waiting_cost_no_events(policy):
     change, so the simulation is its arrival and its completion only (the 100k-job speed needs it)."""
     result = simulate(jobs((0.0, 1, 1e6)), ONE_GPU, policy)
     assert result.events == 2
-    assert result.jct() == pytest.approx([1e6])
+    assert result.jct == pytest.approx([1e6])
