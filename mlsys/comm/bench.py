@@ -37,9 +37,13 @@ def repetitions(nbytes: int, budget_bytes: float = 4e8, most: int = 200) -> int:
 
 def time_collective(run: Callable[[], None], barrier: Callable[[], None],
                     slowest: Callable[[float], float], reps: int) -> float:
-    """Mean seconds per call of ``run`` over ``reps`` calls, as seen by the slowest rank."""
-    run()
-    run()  # warm-up: page faults, caches, JIT-free but allocation-heavy first calls
+    """Mean seconds per call of ``run`` over ``reps`` calls, as seen by the slowest rank.
+
+    As many untimed calls come first: page faults, caches, and the ranks settling on cores of
+    their own (the first hundred small collectives after a launch run several times slower).
+    """
+    for _ in range(reps):
+        run()
     barrier()
     start = time.perf_counter()
     for _ in range(reps):
