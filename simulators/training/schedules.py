@@ -14,6 +14,7 @@ below are what the simulator must reproduce in the ideal case (equal stages, fre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -42,18 +43,20 @@ def gpipe(p: int, m: int) -> Schedule:
             for s in range(p)]
 
 
+def _warm_up_then_alternate(total: int, warmup: int, slot: Callable[[int, str], Slot]) -> list[Slot]:
+    """One stage's 1F1B order over ``total`` units of work: ``warmup`` forwards, then one forward
+    and one backward in turn, then the remaining backwards."""
+    slots = [slot(k, "F") for k in range(warmup)]
+    for i in range(total - warmup):
+        slots += [slot(warmup + i, "F"), slot(i, "B")]
+    return slots + [slot(k, "B") for k in range(total - warmup, total)]
+
+
 def one_f_one_b(p: int, m: int) -> Schedule:
     """1F1B: warm up with ``p - s - 1`` forwards, alternate, then drain the backwards."""
     _check(p, m)
-    order = []
-    for s in range(p):
-        warmup = min(p - s - 1, m)
-        slots = [Slot(s, i, "F") for i in range(warmup)]
-        for i in range(m - warmup):
-            slots += [Slot(s, warmup + i, "F"), Slot(s, i, "B")]
-        slots += [Slot(s, i, "B") for i in range(m - warmup, m)]
-        order.append(slots)
-    return order
+    return [_warm_up_then_alternate(m, min(p - s - 1, m), lambda k, phase, s=s: Slot(s, k, phase))
+            for s in range(p)]
 
 
 def interleaved(p: int, m: int, v: int) -> Schedule:
@@ -69,15 +72,9 @@ def interleaved(p: int, m: int, v: int) -> Schedule:
             local = v - 1 - local
         return Slot(local * p + s, (k // (p * v)) * p + k % p, phase)
 
-    order = []
-    for s in range(p):
-        warmup = min((p - s - 1) * 2 + (v - 1) * p, total)
-        slots = [slot(s, k, "F") for k in range(warmup)]
-        for i in range(total - warmup):
-            slots += [slot(s, warmup + i, "F"), slot(s, i, "B")]
-        slots += [slot(s, k, "B") for k in range(total - warmup, total)]
-        order.append(slots)
-    return order
+    return [_warm_up_then_alternate(total, min((p - s - 1) * 2 + (v - 1) * p, total),
+                                    lambda k, phase, s=s: slot(s, k, phase))
+            for s in range(p)]
 
 
 def build(name: str, p: int, m: int, v: int = 1) -> Schedule:
