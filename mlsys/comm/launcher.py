@@ -162,6 +162,12 @@ def mpiexec_path() -> str:
     return found
 
 
+def mpich_segments() -> set[Path]:
+    """MPICH's shared-memory segments on this machine (it unlinks them itself unless aborted)."""
+    shm = Path("/dev/shm")
+    return set(shm.glob("mpich_shm_*")) if shm.is_dir() else set()
+
+
 def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int:
     """Run ``python script...`` on ``world_size`` processes over shared memory; exit code."""
     path = create_segment(world_size)
@@ -229,5 +235,10 @@ def main(argv: list[str]) -> int:
         # so the other ranks stop at once instead of timing out
         cmd = [mpiexec_path(), "-n", str(ns.nprocs), sys.executable, "-m", "mpi4py", ns.script,
                *ns.args]
-        return subprocess.call(cmd, env=env)
+        before = mpich_segments()
+        code = subprocess.call(cmd, env=env)
+        if code:  # an aborted MPICH job leaves its shared-memory segment behind: remove it
+            for leftover in mpich_segments() - before:
+                leftover.unlink(missing_ok=True)
+        return code
     return run_script([ns.script, *ns.args], ns.nprocs, ns.timeout)

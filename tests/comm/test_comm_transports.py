@@ -12,7 +12,7 @@ import pytest
 from comm_checks import CHECKS, check_collectives
 
 from mlsys.comm import MismatchError, WorkerError, launch
-from mlsys.comm.launcher import mpiexec_path
+from mlsys.comm.launcher import mpich_segments, mpiexec_path
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -40,7 +40,9 @@ def run_mpi(checks: list[str], world_size: int) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(not have_mpi(), reason="mpi4py and mpiexec are not installed")
 def test_mpi_collectives_then_a_reported_mismatch() -> None:
+    before = mpich_segments()
     result = run_mpi(["collectives", "shapes"], 3)
+    assert mpich_segments() - before == set(), "the aborted job's shared memory was left behind"
     assert sorted(re.findall(r"rank \d+: collectives ok", result.stdout)) == [
         f"rank {r}: collectives ok" for r in range(3)], result.stderr
     assert result.returncode != 0
