@@ -17,6 +17,7 @@ compared) but may only get worse at the times :meth:`next_key_change` announces,
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
 
 #: Relative tolerance for service thresholds, so a timer set for a threshold crosses it.
 EPS = 1e-9
+
+
+def positive_seconds(name: str, value: float) -> float:
+    """``value`` as a float, or an error naming ``name`` unless it is a finite time > 0 s."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite time > 0 s, got {value}")
+    return float(value)
 
 
 class Policy:

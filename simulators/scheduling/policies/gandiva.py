@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .base import EPS, Policy
+from .base import EPS, Policy, positive_seconds
 
 
 class TimeSlicing(Policy):
@@ -21,9 +21,7 @@ class TimeSlicing(Policy):
 
     def __init__(self, quantum: float = 600.0, skip_blocked: bool = True) -> None:
         super().__init__(skip_blocked)
-        if not (math.isfinite(quantum) and quantum > 0):
-            raise ValueError(f"quantum must be a finite time > 0 s, got {quantum}")
-        self.quantum = float(quantum)
+        self.quantum = positive_seconds("quantum", quantum)
 
     def slices(self, state, now) -> int:
         """Whole quanta ``state`` has held GPUs for by ``now``."""

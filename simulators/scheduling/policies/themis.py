@@ -11,9 +11,7 @@ agent bids its true ``rho``).
 
 from __future__ import annotations
 
-import math
-
-from .base import Policy
+from .base import Policy, positive_seconds
 
 
 class FinishTimeFairness(Policy):
@@ -22,9 +20,7 @@ class FinishTimeFairness(Policy):
 
     def __init__(self, lease: float = 1800.0, skip_blocked: bool = True) -> None:
         super().__init__(skip_blocked)
-        if not (math.isfinite(lease) and lease > 0):
-            raise ValueError(f"lease must be a finite time > 0 s, got {lease}")
-        self.rekey_interval = float(lease)
+        self.rekey_interval = positive_seconds("lease", lease)
         self._epoch = 0.0
         self._share = 1.0  # GPUs per contending job at the last lease
 

@@ -190,3 +190,10 @@ def test_priority_changes_with_nobody_waiting_cost_no_events(policy):
     result = simulate(jobs((0.0, 1, 1e6)), ONE_GPU, policy)
     assert result.events == 2
     assert result.jct == pytest.approx([1e6])
+
+
+@pytest.mark.parametrize(("policy", "option"), [("gandiva", "quantum"), ("themis", "lease")])
+@pytest.mark.parametrize("bad", [0.0, -5.0, float("inf"), float("nan")])
+def test_time_options_must_be_finite_and_positive(policy, option, bad):
+    with pytest.raises(ValueError, match=f"{option} must be a finite time > 0 s, got {bad}"):
+        make_policy(policy, **{option: bad})
