@@ -3,8 +3,7 @@
 from . import hardware as hardware
 from .network import Network
 from .recorder import Event, Recorder
-from .shared_data import find_shared_data
 from .topology import Link, LinkSpec, Topology, cluster, fully_connected, ring, switched
 
-__all__ = ["Event", "Recorder", "find_shared_data", "Link", "LinkSpec", "Network", "Topology",
+__all__ = ["Event", "Recorder", "Link", "LinkSpec", "Network", "Topology",
            "cluster", "fully_connected", "ring", "switched"]

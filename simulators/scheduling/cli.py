@@ -3,7 +3,8 @@
 Examples::
 
     mlsys sim schedule --policy fifo,srtf,las                      # synthetic Philly-like trace
-    mlsys sim schedule --trace 60_job.csv --cluster n32g4.csv --policy las --chrome-trace las.json
+    mlsys sim schedule --trace tiresias/60_job.csv --cluster tiresias/n32g4.csv --policy las \\
+        --chrome-trace las.json
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 from mlsys.bench.report import emit
 
+from ..data import resolve
 from .cluster import ClusterSpec
 from .metrics import summarize
 from .placement import PLACEMENTS
@@ -30,14 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlsys sim schedule", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trace", default="synthetic",
-                   help="trace file, or 'synthetic' (Philly-fitted generator; default)")
+                   help="trace file, a shipped trace such as tiresias/60_job.csv, or 'synthetic' "
+                   "(Philly-fitted generator; default)")
     p.add_argument("--format", choices=FORMATS, help="trace format (guessed when omitted)")
     p.add_argument("--jobs", type=int, help="use only the first N jobs (synthetic: generate N, default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic trace")
     p.add_argument("--jobs-per-hour", type=float, default=None, help="arrival rate of the synthetic trace")
     p.add_argument("--policy", default="fifo",
                    help=f"comma-separated policies from {','.join(POLICIES)} (default fifo)")
-    p.add_argument("--cluster", help="Tiresias cluster-spec CSV (num_switch,num_node_p_switch,...)")
+    p.add_argument("--cluster", help="Tiresias cluster-spec CSV (num_switch,num_node_p_switch,...): "
+                   "a file or a shipped spec such as tiresias/n32g4.csv")
     p.add_argument("--gpus", type=int, default=64, help="cluster size when --cluster is not given")
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--placement", choices=sorted(PLACEMENTS), default="consolidated")
@@ -51,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        spec = (read_tiresias_cluster(args.cluster) if args.cluster
+        spec = (read_tiresias_cluster(resolve(args.cluster)) if args.cluster
                 else ClusterSpec.with_gpus(args.gpus, args.gpus_per_node))
         if args.trace == "synthetic":
             rate = {} if args.jobs_per_hour is None else {"jobs_per_hour": args.jobs_per_hour}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...data import open_text, resolve
 from ..job import Trace
 from ._rows import TraceError
 from .alibaba import read_pai
@@ -28,13 +29,14 @@ def read_trace(path: str | Path, fmt: str | None = None, **options) -> Trace:
     A Gavel trace needs ``throughputs`` (from :func:`load_throughputs`); when omitted, the
     ``simulation_throughputs.json`` beside the trace's folder is used if there is one.
     """
-    path = Path(path)
+    path = resolve(path)
     fmt = fmt or _guess(path)
     if fmt == "tiresias":
         return read_tiresias(path, **options)
     if fmt == "gavel":
         if "throughputs" not in options:
-            found = [p / "simulation_throughputs.json" for p in (path.parent, path.parent.parent)]
+            found = [p / name for p in (path.parent, path.parent.parent)
+                     for name in ("simulation_throughputs.json", "simulation_throughputs.json.gz")]
             found = [p for p in found if p.is_file()]
             if not found:
                 raise ValueError(f"{path}: a Gavel trace needs throughputs=load_throughputs(json)")
@@ -50,9 +52,9 @@ def read_trace(path: str | Path, fmt: str | None = None, **options) -> Trace:
 
 
 def _guess(path: Path) -> str:
-    if path.suffix == ".trace":
+    if path.name.removesuffix(".gz").endswith(".trace"):
         return "gavel"
-    with path.open() as handle:
+    with open_text(path) as handle:
         header = handle.readline()
     for fmt, column in (("tiresias", "num_gpu,"), ("philly", "gpu_time"), ("helios", "gpu_num"),
                         ("pai", "plan_gpu")):

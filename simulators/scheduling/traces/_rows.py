@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from ...data import open_text
 from ..job import Job, Trace
 
 
@@ -22,10 +23,10 @@ class TraceError(ValueError):
 def open_csv(path: str | Path, required: Sequence[str]) -> tuple[Path, Iterable[tuple[int, dict]]]:
     """A header-checked CSV: ``(line number, row dict)`` pairs, line numbers counting the header."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"trace file {path} does not exist")
-    handle = path.open(newline="")
+    handle = open_text(path)
     reader = csv.DictReader(handle)
+    if reader.fieldnames is None:
+        raise TraceError(f"{path}: the file is empty; expected a header with {', '.join(required)}")
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         handle.close()

@@ -15,6 +15,7 @@ import csv
 import math
 from pathlib import Path
 
+from ...data import file_stem, open_text
 from ..job import Job, Trace
 from ._rows import TraceError, build_trace, check_options, number
 
@@ -27,10 +28,8 @@ def read_pai(path: str | Path, *, on_error: str = "raise", sort: bool = True,
     """Jobs of a PAI task table (headerless CSV, or with the header line) as a :class:`Trace`."""
     check_options(on_error)
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"trace file {path} does not exist")
     jobs: dict[str, dict] = {}
-    with path.open(newline="") as handle:
+    with open_text(path) as handle:
         for line, values in enumerate(csv.reader(handle), start=1):
             if line == 1 and values[:2] == list(COLUMNS[:2]):
                 continue
@@ -61,7 +60,7 @@ def read_pai(path: str | Path, *, on_error: str = "raise", sort: bool = True,
             items.append((job["line"], (name, gpu_rows)))
         else:
             cpu_only.append((job["line"], f"job {name} is CPU-only (no task with plan_gpu > 0)"))
-    trace = build_trace(path.stem, path, items, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
+    trace = build_trace(file_stem(path), path, items, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
     if cpu_only:
         trace.skipped = sorted(trace.skipped + cpu_only)
         trace.notes.append(f"{len(cpu_only)} CPU-only jobs are listed in Trace.skipped")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...data import file_stem, open_text, read_text
 from ..job import Job, Trace
 from ._rows import TraceError, build_trace, number
 
@@ -27,7 +28,7 @@ FIELDS = {7: ("job_type", "command", "steps_flag", "needs_data_dir", "total_step
 
 def load_throughputs(path: str | Path, gpu_type: str = "v100") -> dict[tuple[str, int], float]:
     """``(job type, scale factor) -> steps/s`` for isolated jobs on ``gpu_type``."""
-    table = json.loads(Path(path).read_text())
+    table = json.loads(read_text(path))
     if gpu_type not in table:
         raise ValueError(f"gpu_type {gpu_type!r} not in {path}; expected one of {sorted(table)}")
     out = {}
@@ -41,8 +42,6 @@ def read_gavel(path: str | Path, throughputs: dict[tuple[str, int], float], *,
                on_error: str = "raise", sort: bool = False, max_gpus: int | None = None) -> Trace:
     """A Gavel ``.trace`` file as a :class:`Trace`, durations from ``throughputs``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"trace file {path} does not exist")
     best_scale: dict[str, int] = {}
     for job_type, scale in throughputs:
         best_scale[job_type] = max(best_scale.get(job_type, 0), scale)
@@ -64,12 +63,12 @@ def read_gavel(path: str | Path, throughputs: dict[tuple[str, int], float], *,
             rate = throughputs[(job_type, scale)] * gpus / scale
             extrapolated += 1
         steps = number(row, "total_steps", integer=True, minimum=1)
-        return Job(f"{path.stem}-{line}", number(row, "arrival_time"), gpus, steps / rate,
+        return Job(f"{file_stem(path)}-{line}", number(row, "arrival_time"), gpus, steps / rate,
                    model=job_type, iterations=steps)
 
-    with path.open() as handle:
+    with open_text(path) as handle:
         lines = [(n, text) for n, text in enumerate(handle, start=1) if text.strip()]
-    trace = build_trace(path.stem, path, lines, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
+    trace = build_trace(file_stem(path), path, lines, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
     if extrapolated:
         trace.notes.append(f"{extrapolated} jobs ran at a scale factor Gavel did not measure; "
                            "their throughput was scaled linearly from the largest measured one")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ...data import file_stem
 from ..job import Job, Trace
 from ._rows import TraceError, build_trace, check_options, number, open_csv
 from .philly import shift_to_zero
@@ -46,7 +47,7 @@ def read_helios(path: str | Path, *, on_error: str = "raise", sort: bool = False
                    number(row, "gpu_num", integer=True, minimum=1), number(row, "duration"),
                    model=row.get("vc") or "")
 
-    trace = build_trace(path.stem, path, gpu_rows(), make, on_error=on_error, sort=sort,
+    trace = build_trace(file_stem(path), path, gpu_rows(), make, on_error=on_error, sort=sort,
                         max_gpus=max_gpus)
     if cpu_only:
         trace.skipped = sorted(trace.skipped + cpu_only)

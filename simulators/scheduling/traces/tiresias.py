@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...data import file_stem
 from ..cluster import ClusterSpec
 from ..job import Job, Trace
 from ._rows import TraceError, build_trace, number, open_csv
@@ -26,7 +27,7 @@ def read_tiresias(path: str | Path, *, on_error: str = "raise", sort: bool = Fal
                    number(row, "duration"), model=row.get("model_name") or "",
                    iterations=int(float(iterations)) if iterations else None)
 
-    return build_trace(path.stem, path, rows, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
+    return build_trace(file_stem(path), path, rows, make, on_error=on_error, sort=sort, max_gpus=max_gpus)
 
 
 def read_tiresias_cluster(path: str | Path) -> ClusterSpec:

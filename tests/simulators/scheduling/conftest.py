@@ -1,17 +1,16 @@
-"""The shared trace folder for the scheduling tests (they skip where it is absent)."""
+"""The shipped trace folder for the scheduling tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from simulators.core import find_shared_data
+from simulators.data import data_path
 
 
 @pytest.fixture(scope="session")
-def traces_dir() -> Path:
-    try:
-        return find_shared_data(Path(__file__).parent) / "traces"
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
+def trace_file() -> Callable[[str], Path]:
+    """``trace_file("tiresias/60_job.csv")``: the shipped file (plain or gzip) of that trace."""
+    return lambda name: data_path(f"traces/{name}")

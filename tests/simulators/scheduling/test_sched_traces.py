@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from simulators.data import read_text
 from simulators.scheduling import ClusterSpec, TraceError, read_trace, simulate, synthetic_trace
 from simulators.scheduling.traces import (
     PHILLY_SHAPE,
@@ -25,33 +26,32 @@ def write(tmp_path, name, text):
     return path
 
 
-def test_tiresias_trace_and_cluster(traces_dir):
-    trace = read_tiresias(traces_dir / "tiresias" / "60_job.csv")
+def test_tiresias_trace_and_cluster(trace_file):
+    trace = read_tiresias(trace_file("tiresias/60_job.csv"))
     assert len(trace) == 60 and trace.jobs[1].gpus == 8 and trace.jobs[0].model == "vgg19"
     assert trace.jobs[0].work == 164 and trace.jobs[0].iterations == 606
-    spec = read_tiresias_cluster(traces_dir / "tiresias" / "n32g4.csv")
+    spec = read_tiresias_cluster(trace_file("tiresias/n32g4.csv"))
     assert spec == ClusterSpec(1, 32, 4)
     simulate(trace, spec, "las").check_conservation()
 
 
-def test_gavel_philly_virtual_cluster_trace(traces_dir):
-    folder = traces_dir / "gavel_philly"
-    rates = load_throughputs(folder / "simulation_throughputs.json", "v100")
-    trace = read_gavel(folder / "philly_vc_traces" / "23dbec.trace", rates)
+def test_gavel_philly_virtual_cluster_trace(trace_file):
+    rates = load_throughputs(trace_file("gavel_philly/simulation_throughputs.json"), "v100")
+    trace = read_gavel(trace_file("gavel_philly/philly_vc_traces/23dbec.trace"), rates)
     assert len(trace) == 9
     first = trace.jobs[0]
     assert first.work == pytest.approx(first.iterations / rates[(first.model, first.gpus)])
-    assert read_trace(folder / "philly_vc_traces" / "23dbec.trace").jobs == trace.jobs
+    assert read_trace(trace_file("gavel_philly/philly_vc_traces/23dbec.trace")).jobs == trace.jobs
 
 
-def test_gavel_physical_cluster_trace_has_ten_fields(traces_dir):
-    trace = read_trace(traces_dir / "gavel_philly" / "physical_cluster" / "small_test.trace",
+def test_gavel_physical_cluster_trace_has_ten_fields(trace_file):
+    trace = read_trace(trace_file("gavel_philly/physical_cluster/small_test.trace"),
                        sort=True)
     assert len(trace) > 0 and all(j.work > 0 for j in trace)
 
 
-def test_philly_sorts_arrivals_and_lists_zero_length_jobs(traces_dir, tmp_path):
-    lines = (traces_dir / "pollux_philly" / "traces" / "philly.csv").read_text().splitlines()
+def test_philly_sorts_arrivals_and_lists_zero_length_jobs(trace_file, tmp_path):
+    lines = read_text(trace_file("pollux_philly/traces/philly.csv")).splitlines()
     trace = read_philly(write(tmp_path, "philly.csv", "\n".join(lines[:3001]) + "\n"))
     assert len(trace) == 3000 and trace.jobs[0].arrival == 0
     assert all(a.arrival <= b.arrival for a, b in zip(trace.jobs, trace.jobs[1:]))
@@ -126,17 +126,17 @@ def test_synthetic_trace_is_deterministic_and_philly_shaped():
 
 
 @pytest.fixture(scope="module")
-def one_of_each(traces_dir, tmp_path_factory):
+def one_of_each(trace_file, tmp_path_factory):
     """A trace of every supported format (shared files where they exist, else tiny written ones)."""
     tmp = tmp_path_factory.mktemp("formats")
-    philly = (traces_dir / "pollux_philly" / "traces" / "philly.csv").read_text().splitlines()[:301]
+    philly = read_text(trace_file("pollux_philly/traces/philly.csv")).splitlines()[:301]
     helios = ["job_id,vc,gpu_num,submit_time,duration"]
     helios += [f"h{i},vc{i % 3},{1 + i % 8},{60 * i},{300 + 97 * i}" for i in range(40)]
     pai = [f"j{i},worker,{1 + i % 2},Terminated,{50 * i},{650 + 63 * i},600,29,{50 + 50 * (i % 3)},V100"
            for i in range(40)]
     return {
-        "tiresias": read_trace(traces_dir / "tiresias" / "60_job.csv"),
-        "gavel": read_trace(traces_dir / "gavel_philly" / "philly_vc_traces" / "0e4a51.trace").head(60),
+        "tiresias": read_trace(trace_file("tiresias/60_job.csv")),
+        "gavel": read_trace(trace_file("gavel_philly/philly_vc_traces/0e4a51.trace")).head(60),
         "philly": read_trace(write(tmp, "philly.csv", "\n".join(philly) + "\n")),
         "helios": read_trace(write(tmp, "cluster_log.csv", "\n".join(helios) + "\n")),
         "pai": read_trace(write(tmp, "pai_task_table.csv", "\n".join(pai) + "\n"), "pai"),

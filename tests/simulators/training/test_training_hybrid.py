@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from simulators.core import find_shared_data
+from simulators.data import data_path, read_text
 from simulators.training import Cluster, ParallelConfig, TransformerConfig, simulate
 from simulators.training.bench import GPT3_175B
 from simulators.training.tensor_parallel import layer_timeline
@@ -16,8 +16,8 @@ MEGATRON_TOLERANCE = 0.15  # the issue's target; the calibrated model is within 
 
 
 def megatron_rows() -> list[dict[str, str]]:
-    path = find_shared_data() / "reference" / "megatron_sc21_small.csv"
-    return list(csv.DictReader(line for line in path.read_text().splitlines()
+    text = read_text(data_path("reference/megatron_sc21_small.csv"))
+    return list(csv.DictReader(line for line in text.splitlines()
                                if not line.startswith("#")))
 
 
