@@ -42,3 +42,13 @@ def test_bad_grids_are_refused_by_name() -> None:
         slider_figure(draw, {"slope": [1, 2]}, defaults={"slope": 3})
     with pytest.raises(TypeError, match="expected a matplotlib Figure"):
         slider_figure(lambda slope: None, {"slope": [1]})
+
+
+def test_tables_render_as_html_and_as_aligned_text() -> None:
+    from mlsys.bench.report import Table
+
+    table = Table([{"policy": "fifo", "jct": 12.3456}, {"policy": "<las>", "jct": None}], caption="JCT")
+    assert str(table).splitlines() == ["JCT", "policy    jct", "------  -----", "  fifo  12.35",
+                                       " <las>      -"]
+    page = table._repr_html_()
+    assert "<th>policy</th>" in page and "<td>&lt;las&gt;</td>" in page and "<caption>JCT</caption>" in page
