@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[book,dev,mpi,grading]"
 	touch $(STAMP)
 
-book: $(STAMP)  ## execute every chapter and build the HTML book into _build/html
+book: $(STAMP)  ## execute every chapter (cached while unchanged) and build the HTML book into _build/html
 	$(VENV)/bin/jupyter-book build . --config jupyter-book.yml --toc _toc.yml --warningiserror --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)  ## the whole suite, chapters' execution included (one BLAS thread per test worker)
-	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --timeout 900 -q
+test: $(STAMP)  ## the whole suite: builds the book once (every chapter executed) and checks it in Chromium
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup --timeout 900 -q
 
 lab: $(STAMP)  ## JupyterLab on the chapters
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters --ServerApp.allow_root=True

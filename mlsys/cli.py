@@ -1,61 +1,97 @@
-"""The ``mlsys`` command: benchmarks, the process launcher, simulators and labs.
+"""The ``mlsys`` command: it only routes; each package owns and registers its commands.
 
-Each subcommand lives in the module that owns its capability and exposes ``main(argv) -> int``;
-this file only routes to it, importing lazily so ``mlsys --help`` stays fast.
+A command is an entry point in the ``mlsys.commands`` group whose name is the command's words and
+whose object is a ``main(argv: list[str]) -> int`` (in ``pyproject.toml``)::
+
+    [project.entry-points."mlsys.commands"]
+    "bench allreduce" = "mlsys.comm.bench:main"
+
+so adding a command is one line there, and any installed package may add its own. ``mlsys --help``
+lists them with a line from each module's docstring, read without importing the module, so it
+stays fast; a command's module is imported only when it runs.
 """
 
 from __future__ import annotations
 
-import importlib
+import ast
+import importlib.util
+import re
 import sys
+from importlib.machinery import PathFinder
+from importlib.metadata import EntryPoint, entry_points
 
-# command words -> (module, help). Each module defines ``main(argv: list[str]) -> int``.
-COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("bench", "autodiff"): ("mlsys.bench.autodiff", "eager autodiff step vs numpy and PyTorch"),
-    ("bench", "compile"): ("mlsys.graph.bench", "compiled vs eager training step, fusion, remat"),
-    ("bench", "kernels"): ("mlsys.kernels.bench", "kernel GFLOP/s and GB/s vs libraries and roofline"),
-    ("bench", "allreduce"): ("mlsys.comm.bench", "all-reduce bandwidth per algorithm (nccl-tests style)"),
-    ("bench", "sim"): ("simulators.bench", "simulator speed on the standard scenarios"),
-    ("bench", "grading"): ("mlsys.grading.bench", "grading throughput on a folder of submissions"),
-    ("run",): ("mlsys.comm.launcher", "run a script on N processes: mlsys run -n 4 script.py"),
-    ("comm", "calibrate"): ("mlsys.comm.calibrate", "fit the alpha-beta model on this machine"),
-    ("sim", "train"): ("simulators.training.cli", "simulate a parallel training configuration"),
-    ("sim", "collectives"): ("simulators.collectives", "simulated vs measured all-reduce on this machine"),
-    ("sim", "schedule"): ("simulators.scheduling.cli", "replay a job trace under a scheduling policy"),
-    ("lab",): ("mlsys.grading.cli", "list, get, check, release and grade labs"),
-}
+GROUP = "mlsys.commands"
 
 
-def _usage() -> str:
-    lines = ["usage: mlsys COMMAND [ARGS...]", "", "commands:"]
-    for words, (_, help_text) in COMMANDS.items():
-        lines.append(f"  {' '.join(words):<18} {help_text}")
+def commands() -> dict[tuple[str, ...], EntryPoint]:
+    """The registered commands: their words -> entry point."""
+    return {tuple(ep.name.split()): ep for ep in entry_points(group=GROUP)}
+
+
+def summary(ep: EntryPoint) -> str:
+    """What the command does, from its module's docstring, read without importing the module:
+    the sentence after ````mlsys WORDS``:`` where there is one, else the first line."""
+    try:
+        parts = ep.module.split(".")
+        spec = importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            spec = PathFinder.find_spec(".".join(parts[: i + 1]), spec.submodule_search_locations)
+        with open(spec.origin, encoding="utf-8") as source:
+            doc = ast.get_docstring(ast.parse(source.read())) or ""
+    except (AttributeError, ImportError, OSError, SyntaxError, TypeError, ValueError):
+        return ""
+    text = " ".join(doc.split())
+    own = re.search(rf"``mlsys {re.escape(ep.name)}``: ([^.]*)", text)
+    return own.group(1) if own else " ".join(doc.split("\n\n")[0].split()).rstrip(".")
+
+
+def usage(table: dict[tuple[str, ...], EntryPoint], group: str | None = None) -> str:
+    shown = {w: ep for w, ep in sorted(table.items()) if group is None or w[0] == group}
+    width = max((len(" ".join(w)) for w in shown), default=0) + 2
+    lines = [f"usage: mlsys {group or 'COMMAND'} {'SUBCOMMAND ' if group else ''}[ARGS...]", "",
+             "commands:"]
+    lines += [f"  {' '.join(w):<{width}}{summary(ep)}" for w, ep in shown.items()]
     lines.append("\nRun 'mlsys COMMAND --help' for a command's options.")
     return "\n".join(lines)
+
+
+def _fail(message: str, prog: str = "mlsys") -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mlsys`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    table = commands()
+    if not table:
+        return _fail(f"no commands are registered in the {GROUP!r} entry-point group; "
+                     "is mlsys installed (pip install -e .)?")
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
+        print(usage(table))
         return 0
     if argv[0] == "--version":
         from . import __version__
 
         print(f"mlsys {__version__}")
         return 0
-    for words, (module, _) in sorted(COMMANDS.items(), key=lambda kv: -len(kv[0])):
+    for words in sorted(table, key=len, reverse=True):
         if tuple(argv[: len(words)]) == words:
-            return int(importlib.import_module(module).main(argv[len(words):]) or 0)
-    groups = sorted({w[0] for w in COMMANDS})
-    if argv[0] in groups:
-        subs = [w[1] for w in COMMANDS if w[0] == argv[0] and len(w) > 1]
-        got = argv[1] if len(argv) > 1 else "nothing"
-        print(f"mlsys {argv[0]}: expected one of {', '.join(subs)}, got {got!r}", file=sys.stderr)
-    else:
-        print(f"mlsys: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
-    return 2
+            try:
+                return int(table[words].load()(argv[len(words):]) or 0)
+            except KeyboardInterrupt:
+                print("mlsys: interrupted", file=sys.stderr)
+                return 130
+    groups = sorted({w[0] for w in table})
+    if argv[0] not in groups:
+        return _fail(f"unknown command {argv[0]!r}; expected one of {', '.join(groups)} "
+                     "(see 'mlsys --help')")
+    if len(argv) > 1 and argv[1] in ("-h", "--help"):
+        print(usage(table, argv[0]))
+        return 0
+    subs = sorted(w[1] for w in table if w[0] == argv[0] and len(w) > 1)
+    got = repr(argv[1]) if len(argv) > 1 else "nothing"
+    return _fail(f"expected one of {', '.join(subs)}, got {got}", f"mlsys {argv[0]}")
 
 
 if __name__ == "__main__":

@@ -95,12 +95,13 @@ class SliderFigure:
 
 def slider_figure(draw: Callable[..., Figure | tuple[Figure, str]], params: Mapping[str, Sequence], *,
                   defaults: Mapping[str, object] | None = None, title: str = "",
-                  dpi: int = 100) -> SliderFigure:
+                  dpi: float | None = None) -> SliderFigure:
     """Draw ``draw(**values)`` for every combination of ``params`` and return the slider figure.
 
     ``draw`` returns a matplotlib figure, or ``(figure, caption)`` where the caption is text shown
     under the frame (a printed summary, say). ``defaults`` picks the frame shown first (each
     parameter's first value otherwise). At most ``MAX_FRAMES`` combinations: keep the grid small.
+    ``dpi`` defaults to matplotlib's ``savefig.dpi`` (150 in the book, from chapters/matplotlibrc).
     """
     params = {name: list(values) for name, values in params.items()}
     empty = [name for name, values in params.items() if not values]

@@ -6,19 +6,19 @@ exposes ``scenarios(quick: bool) -> list[dict]`` returning one row per scenario.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 
+from mlsys import cliargs
 from mlsys.bench.report import emit
 
-FAMILIES = ("simulators.training.bench", "simulators.scheduling.bench")
+FAMILIES = ("simulators.training.bench", "simulators.scheduling.bench", "simulators.serving.bench")
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mlsys bench sim", description=__doc__)
+    p = cliargs.ArgumentParser(prog="mlsys bench sim", description=__doc__)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quick", action="store_true", help="smaller scenarios (seconds, for tests)")
-    p.add_argument("--only", choices=["training", "scheduling"], help="run one family")
+    p.add_argument("--only", choices=["training", "scheduling", "serving"], help="run one family")
     args = p.parse_args(argv)
     rows = []
     for module in FAMILIES:

@@ -13,15 +13,15 @@ On an uncontended topology the simulated time equals the alpha-beta-gamma closed
 all-gather inside each node; the "2D ring" of e.g. Jia et al., arXiv:1807.11205, 2018) crosses the
 slow inter-node network in ``2(N-1)`` rounds instead of ``2(Nk-1)``, on ``k`` NICs at once.
 
-``python -m simulators.collectives`` measures the real engine's all-reduce on this machine's
-processes, takes the alpha-beta-gamma model of :mod:`mlsys.comm.cost` from ``mlsys comm calibrate
---json`` output (or fits it to the same run), runs the schedules on :func:`machine` (the
-processes on a switch with those figures) and prints predictions beside measurements.
+``mlsys sim collectives``: simulated vs measured all-reduce on this machine. It measures the real
+engine's all-reduce on this machine's processes, takes the alpha-beta-gamma model of
+:mod:`mlsys.comm.cost` from ``mlsys comm calibrate --json`` output (or fits it to the same run),
+runs the schedules on :func:`machine` (the processes on a switch with those figures) and prints
+predictions beside measurements.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections import defaultdict
@@ -32,11 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from mlsys import cliargs
 from mlsys.bench.report import emit
 from mlsys.comm.cost import CostModel, terms
 from mlsys.comm.cost import fit as fit_terms
 from mlsys.comm.schedules import ALGORITHMS, Schedule, Step, chunk_ranges
 from simulators.core import LinkSpec, Network, Recorder, Topology, switched
+from simulators.data import read_text
 
 
 @dataclass(frozen=True)
@@ -201,26 +203,49 @@ def fit(rows: Sequence[Mapping[str, Any]], itemsize: int = 4) -> CostModel:
 def load_calibration(source: Mapping[str, Any] | str | Path) -> CostModel:
     """The cost model in calibration JSON (a file, a JSON string or a parsed mapping): the
     first mapping holding ``alpha`` and ``beta`` (and optionally ``gamma``), or else the model
-    refitted from the measured rows of ``mlsys comm calibrate --json``."""
+    refitted from the measured rows of ``mlsys comm calibrate --json``. Anything else raises a
+    ``ValueError`` naming the source and what is wrong."""
     data: Any = source
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
-        data = json.loads(Path(source).read_text())
-    elif isinstance(source, str):
-        data = json.loads(source)
+    name = "calibration JSON"
+    try:
+        if isinstance(source, Path) or (isinstance(source, str)
+                                        and not source.lstrip().startswith("{")):
+            name = str(source)
+            data = json.loads(read_text(source))
+        elif isinstance(source, str):
+            data = json.loads(source)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{name} is not valid JSON: {error}") from None
     found = _find(data, lambda m: "alpha" in m and "beta" in m)
     if found is not None:
-        model = CostModel(float(found["alpha"]), float(found["beta"]),
-                          float(found.get("gamma", 0.0)))
+        values = [found["alpha"], found["beta"], found.get("gamma", 0.0)]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"{name}: alpha, beta and gamma must be numbers, got {values}")
+        model = CostModel(*(float(v) for v in values))
     else:
         rows = _find(data, lambda m: isinstance(m.get("rows"), list))
         measured = [r for r in (rows or {}).get("rows", []) if isinstance(r, Mapping)
                     and {"algorithm", "ranks", "bytes", "measured_us"} <= r.keys()]
         if not measured:
-            raise ValueError("calibration JSON has neither a mapping with 'alpha' and 'beta' nor "
-                             "measured rows (algorithm, ranks, bytes, measured_us) to fit")
+            raise ValueError(f"{name} has neither a mapping with 'alpha' and 'beta' nor measured "
+                             "rows (algorithm, ranks, bytes, measured_us) to fit")
+        for r in measured:
+            if (r["algorithm"] not in ALGORITHMS or not _count(r["ranks"], 2)
+                    or not _count(r["bytes"], 4) or r["bytes"] % 4
+                    or not (isinstance(r["measured_us"], (int, float))
+                            and math.isfinite(r["measured_us"]) and r["measured_us"] > 0)):
+                raise ValueError(f"{name}: a measured row must have a known algorithm, ranks >= 2, "
+                                 f"bytes a positive multiple of 4 and measured_us > 0, got {dict(r)}")
         model = fit(measured)
-    _check_model(model)
+    try:
+        _check_model(model)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
     return model
+
+
+def _count(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _check_model(model: CostModel) -> None:
@@ -259,33 +284,33 @@ def measure(world_sizes: Sequence[int], sizes: Sequence[int], algorithms: Sequen
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulators.collectives",
-                                description="simulated vs measured all-reduce on this machine")
-    p.add_argument("--ranks", default="2", help="world sizes, comma-separated")
-    p.add_argument("--sizes", default=",".join(str(4 << (2 * i) << 10) for i in range(6)),
+    p = cliargs.ArgumentParser(prog="mlsys sim collectives",
+                               description="simulated vs measured all-reduce on this machine")
+    p.add_argument("--ranks", type=cliargs.comma_list(cliargs.int_range(2, 256)), default=[2],
+                   help="world sizes, comma-separated")
+    p.add_argument("--sizes", type=cliargs.comma_list(cliargs.multiple_of(4, 4, 1 << 30)),
+                   default=[4 << (2 * i) << 10 for i in range(6)],
                    help="message sizes in bytes (multiples of 4), comma-separated")
-    p.add_argument("--algorithms", default="ring,recursive_doubling,halving_doubling",
+    p.add_argument("--algorithms", type=cliargs.comma_list(cliargs.one_of(list(ALGORITHMS)),
+                                                           unique=True),
+                   default=["ring", "recursive_doubling", "halving_doubling"],
                    help=f"among {', '.join(ALGORITHMS)}")
-    p.add_argument("--calibration", help="JSON from 'mlsys comm calibrate --json' (default: fit "
-                   "alpha, beta, gamma to this run's rows)")
-    p.add_argument("--repeat", type=int, default=3, help="runs per row; the best is kept")
+    p.add_argument("--calibration", type=cliargs.input_file,
+                   help="JSON from 'mlsys comm calibrate --json' (default: fit alpha, beta, gamma "
+                   "to this run's rows)")
+    p.add_argument("--repeat", type=cliargs.int_range(1, 100), default=3,
+                   help="runs per row; the best is kept")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ns = p.parse_args(argv)
-    algorithms = ns.algorithms.split(",")
-    unknown = [a for a in algorithms if a not in ALGORITHMS]
-    if unknown:
-        p.error(f"unknown algorithms {unknown}; expected some of {list(ALGORITHMS)}")
-    sizes = [int(s) for s in ns.sizes.split(",")]
-    if any(s < 4 or s % 4 for s in sizes):
-        p.error(f"--sizes must be positive multiples of 4 bytes, got {ns.sizes}")
-    ranks = [int(r) for r in ns.ranks.split(",")]
-    if any(r < 2 for r in ranks):
-        p.error(f"--ranks must be world sizes >= 2, got {ns.ranks}")
-    if ns.repeat < 1:
-        p.error(f"--repeat must be >= 1, got {ns.repeat}")
+    ranks, sizes, algorithms = ns.ranks, ns.sizes, ns.algorithms
+    model = None
+    if ns.calibration:  # read before measuring: a bad file fails at once
+        try:
+            model = load_calibration(ns.calibration)
+        except (ValueError, OSError) as error:
+            return cliargs.fail(p.prog, f"argument --calibration: {error}")
     rows = measure(ranks, sizes, algorithms, ns.repeat)
-    if ns.calibration:
-        model = load_calibration(Path(ns.calibration))
+    if model is not None:
         source = f"from {ns.calibration}"
     else:
         model, source = fit(rows), "fitted to this run's rows (in-sample)"

@@ -263,10 +263,11 @@ class EngineWorkload:
         return Workload(self.serial_steps * step_time, self.parallel_steps * step_time)
 
     def measure(self, workers: int, scalings: Sequence[str] = SCALINGS,
-                repeat: int = 3) -> dict[str, float]:
-        """Wall seconds per scaling (best of ``repeat``): the serial steps on one worker, then the
+                repeat: int = 3) -> dict[str, Measurement]:
+        """The fastest of ``repeat`` runs per scaling: the serial steps on one worker, then the
         parallel steps in near-equal parts on ``workers`` processes. Process start-up is not timed;
-        task dispatch (pickling, pipes) is, as the real communication cost."""
+        task dispatch (pickling, pipes) is, as the real communication cost. Each run also keeps
+        every worker's seconds per step, so the cores it really had come from the same run."""
         _check_workers(workers)
         scalings = (scalings,) if isinstance(scalings, str) else tuple(scalings)
         for scaling in scalings:
@@ -276,11 +277,33 @@ class EngineWorkload:
             for scaling in scalings:
                 total = self.parallel_steps * (workers if scaling == "weak" else 1)
                 parts = np.diff(np.linspace(0, total, workers + 1).round().astype(int)).tolist()
-                best = math.inf
+                runs = []
                 for _ in range(repeat):
                     start = time.perf_counter()
                     pool.apply(_steps, (self.serial_steps,))
-                    pool.map(_steps, parts, chunksize=1)
-                    best = min(best, time.perf_counter() - start)
-                times[scaling] = best
+                    busy = pool.map(_steps, parts, chunksize=1)
+                    runs.append(Measurement(time.perf_counter() - start,
+                                            tuple(b / n for b, n in zip(busy, parts) if n)))
+                times[scaling] = min(runs, key=lambda run: run.seconds)
         return times
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed run of an :class:`EngineWorkload`: its wall seconds and, per worker process that
+    had parallel steps, its seconds per step while they all ran at once."""
+
+    seconds: float
+    step_seconds: tuple[float, ...]
+
+    @property
+    def parallel_step(self) -> float:
+        """Mean seconds per step of the worker processes during the parallel part."""
+        return float(np.mean(self.step_seconds)) if self.step_seconds else math.nan
+
+
+def effective_cores(alone: Measurement, run: Measurement) -> float:
+    """The cores ``run``'s workers really had: how many of them worked at once, times their
+    slowdown per step against ``alone`` (a one-worker run). Equal to the worker count on idle
+    cores; smaller when the cores are shared, busy or fewer than the workers."""
+    return len(run.step_seconds) * alone.parallel_step / run.parallel_step

@@ -1,33 +1,20 @@
-"""Every chapter of the book executes from top to bottom (as the book build does).
+"""The chapter notebooks as committed: listed in the table of contents, without outputs, math MyST reads.
 
-One test per notebook, named by its file so ``-k 05`` selects chapter 5. Notebooks run in a fresh
-kernel with the working directory ``chapters/``, exactly as Jupyter Book executes them.
+Executing them is the book build's job: tests/test_book.py builds the book once and reports each
+chapter's errors (``-k 05`` selects chapter 5 there).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
-import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
-
-
-@pytest.mark.chapters
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_chapter_executes(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(CHAPTERS)}})
-    try:
-        client.execute()
-    except CellExecutionError as error:
-        pytest.fail(f"{path.name} failed to execute:\n{error}", pytrace=False)
+# MyST reads \( and \[ as escaped brackets: the math would show as plain "(x)". $...$ and $$...$$ typeset.
+ESCAPED_MATH = re.compile(r"\\\(|\\\[")
 
 
 def test_every_chapter_is_in_the_table_of_contents() -> None:
@@ -41,3 +28,11 @@ def test_chapters_are_committed_without_outputs() -> None:
              if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells
                     if c.cell_type == "code")]
     assert not dirty, f"clear the outputs of {dirty} before committing"
+
+
+def test_markdown_math_uses_dollar_delimiters() -> None:
+    found = [f"{p.name}, cell {i}: {m.string[max(0, m.start() - 30):m.end() + 30]!r}"
+             for p in NOTEBOOKS
+             for i, cell in enumerate(nbformat.read(p, as_version=4).cells, start=1)
+             if cell.cell_type == "markdown" for m in ESCAPED_MATH.finditer(cell.source)]
+    assert not found, "write math as $...$ or $$...$$ (MyST shows \\( \\) as brackets):\n" + "\n".join(found)

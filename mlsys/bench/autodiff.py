@@ -8,13 +8,12 @@ shape rules), and the ratio to PyTorch is how far that overhead is from a produc
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .. import models, nn
+from .. import cliargs, models, nn
 from ..data import load_digits
 from ..optim import SGD
 from ..tensor import Tensor
@@ -115,16 +114,21 @@ def run(batch: int, hidden: int, repeat: int) -> list[dict]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mlsys bench autodiff", description=__doc__)
-    p.add_argument("--batch", type=int, nargs="+", default=[32, 128, 512])
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--repeat", type=int, default=5, help="alternating timing rounds")
-    p.add_argument("--threads", type=int, default=1,
+    p = cliargs.ArgumentParser(prog="mlsys bench autodiff", description=__doc__)
+    p.add_argument("--batch", type=cliargs.int_range(1, 1 << 16), nargs="+", default=[32, 128, 512],
+                   help="batch sizes (default 32 128 512)")
+    p.add_argument("--hidden", type=cliargs.int_range(1, 1 << 14), default=128,
+                   help="MLP width (default 128)")
+    p.add_argument("--repeat", type=cliargs.int_range(1, 1000), default=5,
+                   help="alternating timing rounds")
+    p.add_argument("--threads", type=cliargs.int_range(1, 1024), default=1,
                    help="BLAS and PyTorch threads for all three (default 1: a like-for-like step)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
-    if args.threads < 1:
-        p.error(f"--threads must be at least 1, got {args.threads}")
+    available = len(load_digits("train"))
+    if max(args.batch) > available:
+        p.error(f"argument --batch: expected at most {available} (the digits training set), got "
+                f"{max(args.batch)}")
     with threadpool_limits(args.threads):
         _set_torch_threads(args.threads)
         rows = [row for b in args.batch for row in run(b, args.hidden, args.repeat)]

@@ -7,17 +7,19 @@ schedule's :func:`~mlsys.comm.cost.terms`), and the table shows measured against
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from .. import cliargs
 from ..bench.report import emit
-from .bench import DEFAULT_ALGORITHMS, collect
+from .bench import MAX_BYTES, collect
 from .cost import CostModel, fit, terms
 from .schedules import ALGORITHMS
+from .shm import MAX_RANKS
 
 DEFAULT_SIZES = tuple(4 << (2 * i) << 10 for i in range(6))  # 4 KiB .. 4 MiB
+DEFAULT_ALGORITHMS = ("ring", "halving_doubling", "recursive_doubling", "double_binary_tree")
 ITEMSIZE = 4  # float32
 
 
@@ -64,25 +66,26 @@ def plot(rows: Sequence[dict], path: str | None = None):  # noqa: ANN201 - a mat
 
 def main(argv: list[str]) -> int:
     """``mlsys comm calibrate [-n N] [--sizes ...] [--algorithms ...] [--plot FILE] [--json]``."""
-    parser = argparse.ArgumentParser(prog="mlsys comm calibrate", description=__doc__.split("\n")[0])
-    parser.add_argument("-n", "--ranks", type=int, default=4, help="number of processes")
-    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                        help="message sizes in bytes, comma-separated")
-    parser.add_argument("--algorithms", default=",".join(DEFAULT_ALGORITHMS),
+    parser = cliargs.ArgumentParser(prog="mlsys comm calibrate",
+                                    description=__doc__.split("\n")[0])
+    parser.add_argument("-n", "--ranks", type=cliargs.int_range(2, MAX_RANKS), default=4,
+                        help="number of processes")
+    parser.add_argument("--sizes", type=cliargs.comma_list(cliargs.multiple_of(4, 4, MAX_BYTES),
+                                                           unique=True),
+                        default=list(DEFAULT_SIZES), help="message sizes in bytes, comma-separated")
+    parser.add_argument("--algorithms", type=cliargs.comma_list(cliargs.one_of(list(ALGORITHMS)),
+                                                                unique=True),
+                        default=list(DEFAULT_ALGORITHMS),
                         help=f"algorithms among {', '.join(ALGORITHMS)}")
-    parser.add_argument("--plot", help="save the measured-vs-predicted plot to this file")
+    parser.add_argument("--plot", type=cliargs.output_file,
+                        help="save the measured-vs-predicted plot to this file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ns = parser.parse_args(argv)
-    if ns.ranks < 2:
-        parser.error(f"-n must be at least 2 processes, got {ns.ranks}")
-    sizes = [int(s) for s in ns.sizes.split(",")]
-    if any(s < 4 or s % 4 for s in sizes):
-        parser.error(f"--sizes must be positive multiples of 4 bytes (float32), got {ns.sizes}")
-    algorithms = ns.algorithms.split(",")
-    unknown = [a for a in algorithms if a not in ALGORITHMS]
-    if unknown:
-        parser.error(f"unknown algorithms {unknown}; expected some of {list(ALGORITHMS)}")
-    model, rows = calibrate(ns.ranks, sizes, algorithms)
+    if len(ns.sizes) < 2 or len(ns.sizes) * len(ns.algorithms) < 3:
+        parser.error(f"argument --sizes: the fit of alpha, beta and gamma needs at least 2 sizes "
+                     f"and 3 measurements (sizes x algorithms), got {len(ns.sizes)} size(s) and "
+                     f"{len(ns.algorithms)} algorithm(s)")
+    model, rows = calibrate(ns.ranks, ns.sizes, ns.algorithms)
     columns = ["ranks", "algorithm", "size", "measured_us", "predicted_us", "ratio"]
     report = emit(rows, as_json=ns.json, title="alpha-beta-gamma fit of all-reduce",
                   columns=columns,

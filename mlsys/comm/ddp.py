@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..nn import Module, Parameter
+from ..tensor import Tensor
 from .group import ProcessGroup, get_group
 
 DEFAULT_BUCKET_BYTES = 1 << 20
@@ -133,10 +134,16 @@ class DistributedDataParallel(Module):
                 self._done.put(error)
 
     def _reduce_bucket(self, index: int) -> None:
+        """Average one bucket's gradients; each ``.grad`` becomes a view of the reduced bucket
+        (no copy back; PyTorch's ``gradient_as_bucket_view``)."""
         bucket = self.buckets[index]
         flat = flatten([p.grad.data for p in bucket])
         self.group.all_reduce(flat, op="mean", algorithm=self.algorithm)
-        unflatten_into(flat, [p.grad.data for p in bucket])
+        offset = 0
+        for p in bucket:
+            size = p.grad.data.size
+            p.grad = Tensor(flat[offset: offset + size].reshape(p.grad.data.shape))
+            offset += size
         self.reduced_buckets += 1
 
     def _finish(self) -> None:

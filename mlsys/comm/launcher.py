@@ -1,37 +1,52 @@
 """Start N real OS processes that form a process group: from Python and from the shell.
 
 ``launch(fn, world_size=4)`` forks N workers, runs ``fn(group, *args)`` in each and returns their
-results in rank order. ``mlsys run -n 4 script.py`` starts N Python interpreters on a script that
-calls :func:`mlsys.comm.init_process_group` (``--backend mpi`` hands the job to ``mpiexec``).
+results in rank order. ``mlsys run``: run a script on N processes that form a process group.
+``mlsys run -n 4 script.py`` starts 4 Python interpreters on a script that calls
+:func:`mlsys.comm.init_process_group` (``--backend mpi`` hands the job to ``mpiexec``).
 
-Both watch their workers: when one raises or dies, the group is aborted so the others raise
-instead of waiting, stragglers are terminated, and the shared-memory segment is removed (its name
-is removed as soon as every rank has mapped it, so even a killed launcher leaves nothing behind).
+Both watch every worker at once: when one raises, exits or is killed, the group is aborted so the
+others raise instead of waiting, stragglers are stopped, and the failing rank is named (its exit
+code becomes the job's). Workers die with their launcher, however it ends (the kernel sends them
+SIGKILL: ``PR_SET_PDEATHSIG``), and the shared-memory segment has no name, so nothing is ever left
+behind.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from .errors import CommAborted, WorkerError
+from .. import cliargs
+from .errors import CommAborted, CommError, WorkerError
 from .group import ProcessGroup, set_default_group
-from .shm import SharedMemoryTransport, create_segment, map_segment, pids, set_abort
+from .shm import (
+    MAX_RANKS,
+    SharedMemoryTransport,
+    aborted_by,
+    create_segment,
+    map_segment,
+    mark_exited,
+    set_abort,
+)
+from .transport import check_timeout
 
 GRACE_SECONDS = 2.0  # how long other ranks get to notice an abort before they are terminated
-
-
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_PR_SET_PDEATHSIG = 1
 
 
 def threads_per_rank(world_size: int) -> int:
@@ -49,8 +64,39 @@ def _limit_threads(world_size: int) -> None:
     threadpool_limits(threads_per_rank(world_size))
 
 
-def _worker(rank: int, segment: Any, timeout: float, fn: Callable, args: tuple, conn: Any) -> None:
-    world_size = len(pids(segment))
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent ``parent`` ends (Linux); exit now if
+    it already has. Safe to call between fork and exec."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def describe_exit(code: int) -> str:
+    """``exited with code 3`` or ``was killed by SIGKILL`` (negative codes are signals)."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
+
+
+def shell_code(code: int) -> int:
+    """A process's exit code as a shell reports it (128 + n when killed by signal n)."""
+    return code if code >= 0 else 128 - code
+
+
+# ---------------------------------------------------------------------------------------------
+# launch(): forked workers running a Python function
+
+_ROOT_CAUSE, _COMM_ERROR, _ABORTED = 0, 1, 2  # how a failure ranks when choosing whom to blame
+
+
+def _worker(rank: int, segment: Any, timeout: float, fn: Callable, args: tuple, conn: Any,
+            parent: int, world_size: int) -> None:
+    die_with_parent(parent)
     os.environ.update(MLSYS_RANK=str(rank), MLSYS_WORLD_SIZE=str(world_size))
     try:
         _limit_threads(world_size)
@@ -58,11 +104,13 @@ def _worker(rank: int, segment: Any, timeout: float, fn: Callable, args: tuple, 
         set_default_group(group)
         result = fn(group, *args)
     except BaseException as error:  # noqa: BLE001 - reported to the launcher, then exit
+        kind = (_ABORTED if isinstance(error, CommAborted)
+                else _COMM_ERROR if isinstance(error, CommError) else _ROOT_CAUSE)
         set_abort(segment, f"rank {rank}: {type(error).__name__}: {error}", rank)
-        conn.send(("error", isinstance(error, CommAborted), traceback.format_exc()))
+        conn.send(("error", kind, traceback.format_exc()))
         conn.close()
-        sys.exit(1)
-    conn.send(("ok", False, result))
+        os._exit(1)
+    conn.send(("ok", None, result))
     conn.close()
 
 
@@ -86,28 +134,32 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
     """Run ``fn(group, *args)`` on ``world_size`` forked processes; their results by rank.
 
     ``timeout`` bounds how long any operation waits on a silent peer. If a worker raises or
-    dies, the others are aborted and :class:`WorkerError` reports the first real failure.
+    dies, the others are aborted and :class:`WorkerError` reports the root cause: the rank that
+    raised or died first, not the ones that then failed because of it.
     """
-    if not isinstance(world_size, int) or world_size < 1:
+    if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
         raise ValueError(f"launch: world_size must be a positive integer, got {world_size!r}")
-    path = create_segment(world_size, slots, slot_bytes)
+    check_timeout(timeout)
+    fd = create_segment(world_size, slots, slot_bytes)
     try:
-        segment = map_segment(path)
+        segment = map_segment(fd)
     finally:
-        path.unlink()  # the mapping lives on in this process and (after fork) in the workers
+        os.close(fd)  # the mapping lives on in this process and (after fork) in the workers
     ctx = mp.get_context("fork")
     procs, conns = [], []
     try:
         for rank in range(world_size):
             parent_end, child_end = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_worker, name=f"mlsys-rank-{rank}",
-                               args=(rank, segment, timeout, fn, args, child_end))
+                               args=(rank, segment, timeout, fn, args, child_end, os.getpid(),
+                                     world_size))
             proc.start()
             child_end.close()
             procs.append(proc)
             conns.append(parent_end)
         return _collect(procs, conns, segment)
     finally:
+        set_abort(segment, "the launcher stopped", -1)
         _stop(procs, GRACE_SECONDS)
         for c in conns:
             c.close()
@@ -115,7 +167,7 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
 
 def _collect(procs: list, conns: list, segment: Any) -> list[Any]:
     results: list[Any] = [None] * len(procs)
-    failures: list[tuple[bool, int, str]] = []
+    failures: list[tuple[int, int, str]] = []  # (kind, rank, message) in the order seen
     open_ranks = set(range(len(procs)))
     deadline = float("inf")  # after a failure, the others get GRACE_SECONDS to notice it
     while open_ranks and time.monotonic() < deadline:
@@ -124,34 +176,159 @@ def _collect(procs: list, conns: list, segment: Any) -> list[Any]:
             rank = waitables[ready]
             if rank not in open_ranks:
                 continue
-            report = None
-            if conns[rank].poll():
-                try:
-                    report = conns[rank].recv()
-                except EOFError:  # the pipe closed: the process died without reporting
-                    pass
+            report = _report(procs[rank], conns[rank])
             if report is None:
-                procs[rank].join(1.0)
-                if procs[rank].exitcode is None:
-                    continue
-                report = ("error", False,
-                          f"process exited with code {procs[rank].exitcode} without a result")
-            status, aborted, payload = report
+                continue
             open_ranks.discard(rank)
+            status, kind, payload = report
             if status == "ok":
                 results[rank] = payload
-            else:
-                failures.append((aborted, rank, payload))
-                set_abort(segment, f"rank {rank} failed or died", -1)
-                deadline = min(deadline, time.monotonic() + GRACE_SECONDS)
+                continue
+            failures.append((kind, rank, payload))
+            set_abort(segment, f"rank {rank} failed or died", -1)
+            deadline = min(deadline, time.monotonic() + GRACE_SECONDS)
+        for rank in range(len(procs)):
+            if procs[rank].exitcode is not None:
+                mark_exited(segment, rank, procs[rank].exitcode)
     if failures:
-        _, rank, message = min(failures, key=lambda f: f[0])  # a root cause before an abort
+        kind, rank, message = min(failures, key=lambda f: f[0])  # stable: the first of its kind
         raise WorkerError(rank, message)
     return results
 
 
+def _report(proc: Any, conn: Any) -> tuple | None:
+    """The worker's report, or one made up for a worker that died without one; None: neither yet."""
+    if conn.poll():
+        try:
+            return conn.recv()
+        except EOFError:  # the pipe closed: the process died without reporting
+            pass
+    proc.join(1.0)
+    if proc.exitcode is None:
+        return None
+    return ("error", _ROOT_CAUSE, f"process {describe_exit(proc.exitcode)} without a result")
+
+
 # ---------------------------------------------------------------------------------------------
-# mlsys run
+# mlsys run: a script on N interpreters
+
+class _Terminated(Exception):
+    """The launcher received SIGTERM: stop the ranks and exit 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the ranks run (main thread only)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: the ranks still die with us (PR_SET_PDEATHSIG)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _rank_env(world_size: int, timeout: float, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, MLSYS_WORLD_SIZE=str(world_size), MLSYS_COMM_TIMEOUT=repr(timeout),
+               **extra)
+    threads = str(threads_per_rank(world_size))
+    env.update({v: os.environ.get(v, threads) for v in THREAD_VARIABLES})
+    return env
+
+
+def _say(message: str) -> None:
+    print(f"mlsys run: {message}", file=sys.stderr, flush=True)
+
+
+def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int:
+    """Run ``python script...`` on ``world_size`` processes over shared memory; the exit code.
+
+    The job's exit code is the first failing rank's (128 + n if signal n killed it); a line on
+    stderr names that rank. Ctrl-C or SIGTERM stop every rank (exit 130 or 143).
+    """
+    fd = create_segment(world_size)
+    segment = map_segment(fd)
+    procs: list[subprocess.Popen] = []
+    me = os.getpid()
+    try:
+        with _sigterm_raises():
+            for rank in range(world_size):
+                env = _rank_env(world_size, timeout, MLSYS_BACKEND="shm", MLSYS_SHM_FD=str(fd),
+                                MLSYS_RANK=str(rank))
+                # each rank leads its own process group: Ctrl-C reaches the launcher, which
+                # stops the ranks and everything they started
+                procs.append(subprocess.Popen([sys.executable, *script], env=env, pass_fds=(fd,),
+                                              process_group=0,
+                                              preexec_fn=lambda: die_with_parent(me)))
+            os.close(fd)
+            fd = -1
+            return _watch(procs, segment)
+    except KeyboardInterrupt:
+        _say(f"interrupted; stopped {_alive(procs)} rank(s)")
+        return 130
+    except _Terminated:
+        _say(f"terminated; stopped {_alive(procs)} rank(s)")
+        return 143
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        set_abort(segment, "the launcher stopped", -1)
+        _terminate(procs)
+
+
+def _alive(procs: list[subprocess.Popen]) -> int:
+    return sum(p.poll() is None for p in procs)
+
+
+def _watch(procs: list[subprocess.Popen], segment: Any) -> int:
+    """Wait for every rank; at the first failure abort the group, stop the others, name it."""
+    codes: dict[int, int] = {}
+    while len(codes) < len(procs):
+        failed = []
+        for rank, p in enumerate(procs):
+            if rank not in codes and p.poll() is not None:
+                codes[rank] = p.returncode
+                mark_exited(segment, rank, p.returncode)
+                if p.returncode:
+                    failed.append(rank)
+        if failed:
+            blamed = aborted_by(segment)
+            rank = blamed if blamed in failed else failed[0]
+            set_abort(segment, f"rank {rank} {describe_exit(codes[rank])}", -1)
+            deadline = time.monotonic() + GRACE_SECONDS
+            while _alive(procs) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stopped = _alive(procs)
+            early = [r for r, code in codes.items() if code == 0]
+            _say(f"rank {rank} {describe_exit(codes[rank])}"
+                 + (f"; stopped {stopped} other rank(s)" if stopped else "")
+                 + (f" (rank(s) {', '.join(map(str, early))} had already exited with code 0)"
+                    if early else ""))
+            return shell_code(codes[rank])
+        time.sleep(0.005)
+    return 0
+
+
+def _terminate(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each running rank's process group, then SIGKILL what is left after a second."""
+    for sig, wait_s in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
+        running = [p for p in procs if p.poll() is None]
+        for p in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, sig)
+        deadline = time.monotonic() + wait_s
+        for p in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(max(0.0, deadline - time.monotonic()))
+
+
+# ---------------------------------------------------------------------------------------------
+# mlsys run --backend mpi
 
 def mpiexec_path() -> str:
     local = Path(sys.executable).parent / "mpiexec"
@@ -168,77 +345,74 @@ def mpich_segments() -> set[Path]:
     return set(shm.glob("mpich_shm_*")) if shm.is_dir() else set()
 
 
-def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int:
-    """Run ``python script...`` on ``world_size`` processes over shared memory; exit code."""
-    path = create_segment(world_size)
-    segment = map_segment(path)
-    procs: list[subprocess.Popen] = []
-    try:
-        for rank in range(world_size):
-            env = dict(os.environ, MLSYS_BACKEND="shm", MLSYS_SHM=str(path),
-                       MLSYS_RANK=str(rank), MLSYS_WORLD_SIZE=str(world_size),
-                       MLSYS_COMM_TIMEOUT=str(timeout))
-            threads = str(threads_per_rank(world_size))
-            env.update({v: os.environ.get(v, threads) for v in THREAD_VARIABLES})
-            procs.append(subprocess.Popen([sys.executable, *script], env=env))
-        attached = pids(segment)
-        code = 0
-        while any(p.poll() is None for p in procs):
-            if path.exists() and (attached != 0).all():
-                path.unlink()
-            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
-            if failed and not code:
-                code = failed[0] if failed[0] > 0 else 128 - failed[0]
-                set_abort(segment, "a rank exited with an error", -1)
-                deadline = time.monotonic() + GRACE_SECONDS
-                while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-                    time.sleep(0.05)
-                break
-            time.sleep(0.02)
-        bad = [p.returncode for p in procs if p.returncode not in (None, 0)]
-        return code or (bad[0] if bad and bad[0] > 0 else 128 - bad[0] if bad else 0)
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
+def _mapped_anywhere(path: Path) -> bool:
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        with contextlib.suppress(OSError):
+            if str(path) in maps.read_text():
+                return True
+    return False
+
+
+def run_mpi(script: list[str], world_size: int, timeout: float = 60.0) -> int:
+    """Run the script under ``mpiexec``; a rank that ends early (even with code 0) fails the job.
+
+    Each rank runs through :mod:`mlsys.comm.mpi_rank`, which aborts the job on an uncaught
+    exception and marks the ranks that finished; MPICH's segments left by an aborted job are
+    removed.
+    """
+    before = mpich_segments()
+    with tempfile.TemporaryDirectory(prefix="mlsys-run-") as marks:
+        cmd = [mpiexec_path(), "-n", str(world_size), sys.executable, "-m", "mlsys.comm.mpi_rank",
+               marks, *script]
+        proc = subprocess.Popen(cmd, env=_rank_env(world_size, timeout, MLSYS_BACKEND="mpi"),
+                                process_group=0)
+        try:
+            with _sigterm_raises():
+                code = proc.wait()
+        except (KeyboardInterrupt, _Terminated) as stop:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
             try:
-                p.wait(2.0)
+                proc.wait(GRACE_SECONDS)
             except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if path.exists():
-            path.unlink()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            _say(f"{'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}; "
+                 "stopped the MPI job")
+            code = 130 if isinstance(stop, KeyboardInterrupt) else 143
+        else:
+            finished = {int(p.name) for p in Path(marks).iterdir()}
+            missing = sorted(set(range(world_size)) - finished)
+            if code == 0 and missing:
+                _say(f"rank(s) {', '.join(map(str, missing))} did not finish the script although "
+                     "mpiexec reported success (a rank that exits early makes MPICH stop the "
+                     "others)")
+                code = 1
+    for leftover in mpich_segments() - before:
+        if not _mapped_anywhere(leftover):
+            leftover.unlink(missing_ok=True)
+    return code
+
+
+def _parser() -> cliargs.ArgumentParser:
+    parser = cliargs.ArgumentParser(prog="mlsys run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--nprocs", type=cliargs.int_range(1, MAX_RANKS), required=True,
+                        help=f"number of processes (1 to {MAX_RANKS})")
+    parser.add_argument("--backend", choices=("shm", "mpi"), default="shm")
+    parser.add_argument("--timeout", type=cliargs.positive_float, default=60.0,
+                        help="seconds an operation waits on a silent peer before raising")
+    parser.add_argument("script", type=cliargs.input_file, help="the Python script every rank runs")
+    parser.add_argument("args", nargs="...", help="arguments for the script")
+    return parser
 
 
 def main(argv: list[str]) -> int:
     """``mlsys run -n N [--backend shm|mpi] [--timeout S] script.py [args...]``."""
-    parser = argparse.ArgumentParser(prog="mlsys run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--nprocs", type=int, required=True, help="number of processes")
-    parser.add_argument("--backend", choices=("shm", "mpi"), default="shm")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds an operation waits on a silent peer before raising")
-    parser.add_argument("script", help="the Python script every rank runs")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
-    ns = parser.parse_args(argv)
-    if ns.nprocs < 1:
-        parser.error(f"-n must be a positive number of processes, got {ns.nprocs}")
-    if not Path(ns.script).is_file():
-        parser.error(f"script {ns.script!r} does not exist")
+    ns = _parser().parse_args(argv)
+    script = [str(ns.script), *ns.args]
     if ns.backend == "mpi":
-        env = dict(os.environ, MLSYS_BACKEND="mpi", MLSYS_COMM_TIMEOUT=str(ns.timeout))
-        threads = str(threads_per_rank(ns.nprocs))
-        env.update({v: os.environ.get(v, threads) for v in THREAD_VARIABLES})
-        # ``python -m mpi4py`` aborts the whole job when a rank dies of an uncaught exception,
-        # so the other ranks stop at once instead of timing out
-        cmd = [mpiexec_path(), "-n", str(ns.nprocs), sys.executable, "-m", "mpi4py", ns.script,
-               *ns.args]
-        before = mpich_segments()
-        code = subprocess.call(cmd, env=env)
-        if code:  # an aborted MPICH job leaves its shared-memory segment behind: remove it
-            for leftover in mpich_segments() - before:
-                leftover.unlink(missing_ok=True)
-        return code
-    return run_script([ns.script, *ns.args], ns.nprocs, ns.timeout)
+        try:
+            return run_mpi(script, ns.nprocs, ns.timeout)
+        except FileNotFoundError as error:
+            return cliargs.fail("mlsys run", str(error))
+    return run_script(script, ns.nprocs, ns.timeout)

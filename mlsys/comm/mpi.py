@@ -8,11 +8,15 @@ that hangs makes its peers raise ``CommTimeout``.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from .transport import META_BYTES, Reducer, Request, Transport, check_meta, parse_meta
+from .errors import CommTimeout, MismatchError
+from .transport import META_BYTES, Reducer, Request, Transport, check_meta, explain_mismatch, parse_meta
 
 HEADER_TAG, PAYLOAD_TAG = 7001, 7002
+SIGNATURE_BYTES = 256
 
 
 def _mpi():  # noqa: ANN202 - the mpi4py module
@@ -96,3 +100,23 @@ class MPITransport(Transport):
 
     def poll(self, src: int) -> bool:
         return bool(self.comm.Iprobe(source=src, tag=HEADER_TAG))
+
+    def agree(self, signature: str) -> None:
+        mine = np.zeros(SIGNATURE_BYTES, np.uint8)
+        raw = signature.encode()[:SIGNATURE_BYTES]
+        mine[: len(raw)] = np.frombuffer(raw, np.uint8)
+        everyone = np.empty((self.world_size, SIGNATURE_BYTES), np.uint8)
+        request = self.comm.Iallgather(mine, everyone)
+        start = time.monotonic()
+        while not request.Test():
+            if time.monotonic() - start > self.timeout:
+                error = CommTimeout(f"rank {self.rank}: no progress for {self.timeout:g} s in "
+                                    f"{signature.split(' ')[0]} (is a rank dead or hung, or in a "
+                                    "different collective?)")
+                self.abort(str(error))
+                raise error
+            time.sleep(0 if time.monotonic() - start < 1e-3 else 1e-4)
+        for peer, theirs in enumerate(everyone):
+            if not np.array_equal(theirs, mine):
+                text = theirs.tobytes().rstrip(b"\0").decode(errors="replace")
+                raise MismatchError(explain_mismatch(self.rank, signature, peer, text))

@@ -5,12 +5,16 @@ drives all of them (so two ranks that send to each other in the same round never
 bounded buffers), backs off instead of busy-spinning, and raises :class:`CommTimeout` when no
 request makes progress for ``timeout`` seconds, or :class:`CommAborted` when another rank aborted.
 
-Every message carries a short *meta* string (``"collective dtype shape"``) that the receiver
-compares with its own, so mismatched buffers are reported with both ranks and both shapes.
+Every collective starts with :meth:`Transport.agree` on its *signature* (``"all_reduce op=sum
+dtype=float32 shape=(1000,)"``): ranks that called different collectives, or the same one with a
+different root, reduce op, dtype or shape, all raise :class:`MismatchError` naming what differs.
+Every message also carries a short *meta* string (``"collective dtype shape"``) that the receiver
+compares with its own.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +49,40 @@ def parse_meta(meta: str) -> tuple[str, np.dtype, tuple[int, ...]]:
     return tag, np.dtype(dtype), tuple(int(d) for d in dims.split(",")) if dims else ()
 
 
+def signature(collective: str, array: np.ndarray, **params: object) -> str:
+    """What every rank must agree on to run a collective: its name, parameters, dtype and shape."""
+    fields = [f"{k}={v}" for k, v in params.items() if v is not None]
+    shape = str(tuple(array.shape)).replace(" ", "")
+    return " ".join([collective, *fields, f"dtype={array.dtype}", f"shape={shape}"])
+
+
+def _fields(sig: str) -> tuple[str, dict[str, str]]:
+    name, *rest = sig.split(" ")
+    return name, dict(f.split("=", 1) for f in rest if "=" in f)
+
+
+def explain_mismatch(rank: int, mine: str, peer: int, theirs: str) -> str:
+    """One line naming both calls and what differs between them."""
+    name, fields = _fields(mine)
+    other, peer_fields = _fields(theirs)
+    if name != other:
+        what = f"different collectives ({name} vs {other})"
+    else:
+        names = {"op": "reduce op", "root": "root", "dtype": "dtype", "shape": "shape",
+                 "algorithm": "algorithm"}
+        diffs = [f"{names.get(k, k)} ({fields.get(k, '-')} vs {peer_fields.get(k, '-')})"
+                 for k in dict.fromkeys([*fields, *peer_fields])
+                 if fields.get(k) != peer_fields.get(k)]
+        what = "different " + ", ".join(diffs)
+    return (f"mismatched collective: rank {rank} called {_call(mine)} but rank {peer} called "
+            f"{_call(theirs)}: {what} (every rank must make the same call)")
+
+
+def _call(sig: str) -> str:
+    name, fields = _fields(sig)
+    return f"{name}({', '.join(f'{k}={v}' for k, v in fields.items())})"
+
+
 def describe(meta: str) -> str:
     _, dtype, shape = parse_meta(meta)
     return f"{dtype} {shape}"
@@ -53,9 +91,18 @@ def describe(meta: str) -> str:
 def check_meta(got: str, expected: str | None, src: int, rank: int) -> None:
     """Raise :class:`MismatchError` naming both ranks when a peer's buffer differs from ours."""
     if expected is not None and got != expected:
-        tag = parse_meta(expected)[0]
+        tag, their_tag = parse_meta(expected)[0], parse_meta(got)[0]
+        if tag != their_tag:
+            raise MismatchError(f"{tag}: rank {rank} is in {tag} but rank {src} sent it a "
+                                f"message of {their_tag} (every rank must make the same calls)")
         raise MismatchError(f"{tag}: rank {src} passed {describe(got)} but rank {rank} passed "
                             f"{describe(expected)} (every rank must pass the same shape and dtype)")
+
+
+def check_timeout(timeout: float) -> None:
+    if isinstance(timeout, bool) or not (isinstance(timeout, (int, float))
+                                         and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a finite positive number of seconds, got {timeout!r}")
 
 
 class Request:
@@ -77,8 +124,7 @@ class Transport:
     name = "transport"
 
     def __init__(self, rank: int, world_size: int, timeout: float) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+        check_timeout(timeout)
         self.rank, self.world_size, self.timeout = rank, world_size, float(timeout)
 
     # implemented by transports ------------------------------------------------------------
@@ -104,6 +150,24 @@ class Transport:
     def close(self) -> None:
         """Release this rank's resources."""
 
+    def exited(self, peer: int) -> int | None:
+        """``peer``'s exit code if its process is known to have ended, else None."""
+        return None
+
+    def agree(self, signature: str) -> None:
+        """Return once every rank called a collective with this ``signature``; raise
+        :class:`MismatchError` naming the difference when some rank's differs."""
+        raise NotImplementedError
+
+    def native(self, array: np.ndarray) -> bool:
+        """Whether this transport has its own compiled :meth:`all_reduce` for ``array``."""
+        return False
+
+    def all_reduce(self, flat: np.ndarray, op: str, signature: str) -> None:
+        """The transport's own all-reduce (``op``: sum, mean, max or min) of a flat array, in
+        place (when :meth:`native`)."""
+        raise NotImplementedError
+
     # shared --------------------------------------------------------------------------------
     def check_peer(self, peer: int, what: str) -> None:
         if not isinstance(peer, (int, np.integer)) or not 0 <= peer < self.world_size \
@@ -114,6 +178,9 @@ class Transport:
     def wait_all(self, requests: Sequence[Request]) -> None:
         """Drive ``requests`` to completion, backing off while idle; raise instead of hanging."""
         pending = [r for r in requests if not r.done]
+        message = self.aborted()
+        if message is not None:  # an aborted group stays aborted
+            raise CommAborted(f"rank {self.rank}: the group was aborted: {message}")
         idle_spins, idle_since = 0, 0.0
         try:
             while pending:
@@ -130,6 +197,8 @@ class Transport:
                 if message is not None:
                     raise CommAborted(f"rank {self.rank}: the group was aborted: {message}")
                 idle_spins += 1
+                if idle_spins % 64 == 0:
+                    self._check_peers_alive(pending)
                 now = time.monotonic()
                 if idle_spins == 1:
                     idle_since = now
@@ -149,3 +218,12 @@ class Transport:
         except CommError as error:
             self.abort(str(error))
             raise
+
+    def _check_peers_alive(self, pending: Sequence[Request]) -> None:
+        """Raise when a request waits on a rank whose process has ended (after one last look:
+        what it sent before it exited is still delivered)."""
+        for req in pending:
+            code = self.exited(req.peer)
+            if code is not None and not req.progress() and not req.done:
+                raise CommAborted(f"rank {self.rank}: rank {req.peer} exited (code {code}) "
+                                  f"while this rank waited to {req.kind} with it")

@@ -9,16 +9,15 @@ ratio column is throughput relative to nbgrader (or to one worker without it).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+from mlsys import cliargs
 from mlsys.bench.report import emit
 
 from . import batch, labs, notebook, runner
@@ -115,18 +114,19 @@ def run(lab_name: str = "autodiff", n: int = 50, jobs: int | None = None,
 
 def main(argv: list[str]) -> int:
     """Entry point of ``mlsys bench grading``."""
-    p = argparse.ArgumentParser(prog="mlsys bench grading", description=__doc__)
+    p = cliargs.ArgumentParser(prog="mlsys bench grading", description=__doc__)
     p.add_argument("--lab", default="autodiff")
-    p.add_argument("--n", type=int, default=50, help="submissions in the folder (default: 50)")
-    p.add_argument("--jobs", type=int, default=None, help="workers for the parallel row")
+    p.add_argument("--n", type=cliargs.int_range(1, 10_000), default=50,
+                   help="submissions in the folder (default: 50)")
+    p.add_argument("--jobs", type=cliargs.int_range(1, 256), default=None,
+                   help="workers for the parallel row")
     p.add_argument("--no-nbgrader", action="store_true", help="skip the nbgrader baseline")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
         rows = run(args.lab, args.n, args.jobs, not args.no_nbgrader)
     except (KeyError, ValueError) as error:
-        print(f"mlsys bench grading: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+        return cliargs.fail("mlsys bench grading", str(error.args[0] if error.args else error))
     baseline = rows[-1]["grader"]
     print(emit(rows, as_json=args.json, title=f"grading throughput, lab {args.lab!r}",
                columns=["grader", "submissions", "seconds", "per_minute", "vs_baseline",

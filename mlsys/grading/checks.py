@@ -1,17 +1,53 @@
-"""Assertion helpers for lab test cells: strict about types, clear about what differs.
+"""What lab test cells use: strict comparisons, and the hidden tests' class-specific inputs.
 
-They accept only plain values (numpy arrays, Python numbers, the engine's Tensors, which are
-unwrapped), so an object that claims to equal everything cannot pass a comparison. The grader
-restores this module before every test (see :mod:`mlsys.grading.guard`).
+The comparisons accept only plain values (numpy arrays, Python numbers, the engine's Tensors,
+which are unwrapped) and say what differs. When the grader runs a test, the learner's results
+reach it as plain data anyway (:mod:`mlsys.grading.wire`), so nothing can pretend to be equal.
+
+:func:`hidden_rng` seeds hidden tests from the instructor's secret: the grader sets it with
+:func:`use_secret` (from ``mlsys lab grade --secret`` or ``$MLSYS_LAB_SECRET``), so each class
+gets its own hidden cases and the open repository does not give them away. Without a secret the
+cases are the public default ones. Visible tests never call it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_array", "assert_close", "assert_equal"]
+__all__ = ["as_array", "assert_close", "assert_equal", "hidden_rng", "secret_id", "use_secret"]
+
+SECRET_ENV = "MLSYS_LAB_SECRET"
+_secret: str | None = None
+
+
+def use_secret(secret: str | None) -> None:
+    """Set (or with None, clear) the secret :func:`hidden_rng` derives its seeds from."""
+    global _secret
+    if secret is not None and not secret:
+        raise ValueError("the lab secret must not be empty")
+    _secret = secret
+
+
+def _current_secret() -> str:
+    return _secret if _secret is not None else os.environ.get(SECRET_ENV, "")
+
+
+def hidden_rng(salt: str) -> np.random.Generator:
+    """A generator for one hidden test's inputs, seeded by HMAC-SHA256(secret, ``salt``); name the
+    salt ``"<lab>/<test>"`` so that every test draws its own cases."""
+    digest = hmac.new(_current_secret().encode(), salt.encode(), hashlib.sha256).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "big"))
+
+
+def secret_id(secret: str) -> str:
+    """A short public fingerprint of ``secret`` (stored in released notebooks to catch a grade
+    run with another secret; it does not reveal the secret)."""
+    return hashlib.sha256(b"mlsys-lab-secret:" + secret.encode()).hexdigest()[:12]
 
 _NUMBERS = (bool, int, float, np.bool_, np.integer, np.floating)
 

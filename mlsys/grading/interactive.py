@@ -1,4 +1,10 @@
-"""``check("test_id")``: the learner's in-notebook report on a lab's visible tests."""
+"""``check("test_id")``: the learner's in-notebook report on a lab's visible tests, with hints.
+
+Each failing test reveals its next hint (``metadata.mlsys.hints`` of its cell), one more per
+failed check, so a learner asks for help a step at a time. The visible tests run in the learner's
+own kernel: they only inform. Grades come from the grader, which runs the tests outside it.
+Standard library only at import time: the setup cell of every lab imports this module.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +28,9 @@ def _user_namespace() -> dict:
 
 def checker(lab: str, source: Path | None = None) -> Callable[..., bool]:
     """A ``check(*ids)`` function for ``lab``: runs those visible tests (all when no id is given)
-    against the notebook's current definitions, prints one line per test and the score, and
-    returns whether all passed. Hidden tests run only when an instructor grades.
+    against the notebook's current definitions, prints one line per test, the next hint of each
+    failing test and the score, and returns whether all passed. Hidden tests run only when an
+    instructor grades. The lab is loaded on the first check, not here.
 
     Inside the grader's kernel the lab's source is never loaded: ``check`` only says so."""
     if os.environ.get(GRADING_ENV) == "1":
@@ -32,17 +39,20 @@ def checker(lab: str, source: Path | None = None) -> Callable[..., bool]:
             return False
 
         return off
-    from .labs import get
-
-    the_lab = get(lab, source)
-    by_id = {t.grade_id: t for t in the_lab.tests}
+    failures: dict[str, int] = {}
+    loaded: list = []
 
     def check(*ids: str) -> bool:
+        if not loaded:
+            from .labs import get
+
+            loaded.append(get(lab, source))
+        by_id = {t.grade_id: t for t in loaded[0].tests}
         unknown = [i for i in ids if i not in by_id]
         if unknown:
             raise KeyError(f"check: unknown test id(s) {unknown}; this lab's tests are "
                            f"{', '.join(by_id)}")
-        tests = [by_id[i] for i in ids] if ids else the_lab.tests
+        tests = [by_id[i] for i in ids] if ids else loaded[0].tests
         score = 0.0
         for test in tests:
             try:
@@ -50,6 +60,12 @@ def checker(lab: str, source: Path | None = None) -> Callable[..., bool]:
                      dict(_user_namespace()))
             except Exception as error:
                 print(f"FAIL {test.grade_id} (0/{test.points:g}): {type(error).__name__}: {error}")
+                failures[test.grade_id] = failures.get(test.grade_id, 0) + 1
+                shown = min(failures[test.grade_id], len(test.hints))
+                for k in range(shown):
+                    print(f"     hint {k + 1}/{len(test.hints)}: {test.hints[k]}")
+                if shown < len(test.hints):
+                    print("     (check again for the next hint)")
             else:
                 score += test.points
                 print(f"ok   {test.grade_id} ({test.points:g}/{test.points:g})")

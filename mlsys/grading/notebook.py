@@ -9,7 +9,9 @@ A lab's source notebook marks cells the way nbgrader does, in ``cell.metadata["n
   student version and restored only by the grader.
 
 ``notebook.metadata["mlsys"]`` names the lab and its chapter and may set time limits and
-environment variables for the kernel that grades it.
+environment variables for the kernel that grades it; ``cell.metadata["mlsys"]`` holds what this
+course adds per cell (a solution's forbidden library paths, a test's hints, a helper that runs in
+the learner's kernel). ``labs/README.md`` documents every key.
 
 Notebooks are read and written as plain JSON (:class:`Node` gives nbformat's attribute access):
 this module runs inside learners' kernels, where importing nbformat (and the JSON-schema
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,16 +66,27 @@ class GradedTest:
     points: float
     source: str  # everything, hidden tests included (markers removed): what the grader runs
     visible: str  # hidden tests removed: what the student sees and ``check`` runs
+    hints: tuple[str, ...] = ()  # revealed one at a time by ``check`` while the test fails
 
     @property
     def has_hidden(self) -> bool:
         return self.source != self.visible
 
 
+def _section(holder: Any, key: str) -> dict:
+    metadata = holder.get("metadata") if isinstance(holder, dict) else None
+    section = metadata.get(key) if isinstance(metadata, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
 def nbgrader_meta(cell: Any) -> dict:
-    """The cell's nbgrader metadata ({} for ordinary cells)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
+    """The cell's nbgrader metadata ({} for ordinary cells, and for malformed metadata)."""
+    return _section(cell, "nbgrader")
+
+
+def mlsys_meta(item: Any) -> dict:
+    """The ``mlsys`` metadata of a cell or a notebook ({} when absent or malformed)."""
+    return _section(item, "mlsys")
 
 
 def is_test(cell: Any) -> bool:
@@ -119,11 +133,16 @@ def graded_test(cell: Any, where: str) -> GradedTest:
     grade_id, points = meta.get("grade_id"), meta.get("points")
     if not isinstance(grade_id, str) or not grade_id:
         raise LabFormatError(f"{where}: a graded cell needs a non-empty grade_id, got {grade_id!r}")
-    if not isinstance(points, (int, float)) or points <= 0:
+    if not isinstance(points, (int, float)) or isinstance(points, bool) or points <= 0:
         raise LabFormatError(f"{where}: test {grade_id!r} needs positive points, got {points!r}")
+    hints = mlsys_meta(cell).get("hints", [])
+    if not isinstance(hints, list) or not all(isinstance(h, str) and h.strip() for h in hints):
+        raise LabFormatError(f"{where}: metadata.mlsys.hints of test {grade_id!r} must be a list "
+                             f"of non-empty strings, got {hints!r:.100}")
     return GradedTest(grade_id, float(points),
-                    _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, None, where),
-                    _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, [], where))
+                      _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, None, where),
+                      _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, [], where),
+                      tuple(hints))
 
 
 def graded_tests(nb: Any, where: str = "notebook") -> list[GradedTest]:
@@ -166,36 +185,68 @@ def student_version(nb: Any, where: str = "notebook") -> Any:
     return out
 
 
+_LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+
+
+def absolute_links(nb: Any, resolve: Any) -> Any:
+    """A copy of ``nb`` whose relative Markdown links ``[text](target)`` are replaced by
+    ``resolve(target)`` (a link that still works once the notebook is copied elsewhere);
+    absolute URLs and in-page anchors stay as they are."""
+    out = copy.deepcopy(nb)
+
+    def replace(match: re.Match) -> str:
+        target = match.group(2)
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target) or target.startswith(("#", "/")):
+            return match.group(0)
+        return f"{match.group(1)}{resolve(target)}{match.group(3)}"
+
+    for cell in out.cells:
+        if cell.get("cell_type") == "markdown":
+            cell.source = _LINK.sub(replace, cell.source)
+    return out
+
+
 def read(path: Any) -> Node:
     """Read a version-4 notebook (sources joined into strings), raising :class:`LabFormatError`
-    with the path when the file is not one."""
+    with the path when the file is not one. Metadata that is not a mapping (anything a
+    submission may hold) reads as empty, so no later lookup can fail on it."""
     try:
         with open(path, encoding="utf-8") as f:
             nb = _node(json.load(f))
         if not isinstance(nb, dict) or nb.get("nbformat") != 4:
             raise ValueError(f"expected a version-4 notebook, got nbformat "
                              f"{nb.get('nbformat') if isinstance(nb, dict) else None!r}")
-        nb.setdefault("metadata", Node())
-        for cell in nb["cells"]:
+        if not isinstance(nb.get("metadata"), dict):
+            nb.metadata = Node()
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("'cells' must be a list")
+        for cell in nb.cells:
+            if not isinstance(cell, dict):
+                raise ValueError(f"a cell must be an object, got {type(cell).__name__}")
             if cell.get("cell_type") not in ("code", "markdown", "raw"):
                 raise ValueError(f"unknown cell type {cell.get('cell_type')!r}")
-            cell.setdefault("metadata", Node())
-            if isinstance(cell.get("source"), list):
+            if not isinstance(cell.get("metadata"), dict):
+                cell.metadata = Node()
+            if isinstance(cell.get("source"), list) and all(isinstance(x, str) for x in cell.source):
                 cell.source = "".join(cell.source)
             if not isinstance(cell.get("source"), str):
-                raise ValueError(f"a cell's source must be text, got {cell.get('source')!r}")
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+                raise ValueError(f"a cell's source must be text, got {cell.get('source')!r:.80}")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         raise LabFormatError(f"{path}: not a readable notebook ({type(error).__name__}: "
                              f"{error})") from None
     return nb
 
 
-def write(nb: dict, path: Path) -> Path:
-    """Write ``nb`` the way Jupyter does (one-space indent, sorted keys, sources as lines)."""
+def dumps(nb: dict) -> str:
+    """``nb`` as Jupyter writes it (one-space indent, sorted keys, sources as lines)."""
     out = copy.deepcopy(dict(nb))
     for cell in out["cells"]:
         if isinstance(cell.get("source"), str):
             cell["source"] = cell["source"].splitlines(keepends=True)
-    Path(path).write_text(json.dumps(out, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+    return json.dumps(out, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(nb: dict, path: Path) -> Path:
+    """Write ``nb`` to ``path`` as :func:`dumps` formats it."""
+    Path(path).write_text(dumps(nb), encoding="utf-8")
     return Path(path)

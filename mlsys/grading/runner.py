@@ -1,58 +1,49 @@
-"""Run one submission in its own kernel and score its graded tests.
+"""Grade one submission: its cells run sandboxed, its tests run here.
 
-:func:`run_submission` executes the submission's cells in a fresh Jupyter kernel (a separate OS
-process with an address-space limit) and, at each graded test's place, the instructor's version of
-that test through the :mod:`~mlsys.grading.guard` installed before the first student cell. Test
-cells come from the lab's source, never from the submission, so editing or deleting a visible test
-changes nothing; a verdict counts only if it carries the right nonce and signature.
+1. :func:`plan` picks the cells the learner's kernel runs: the submission's own code cells, with
+   every instructor cell (setup, helpers) restored from the lab's source and no test cell.
+2. :class:`~.analysis.Analysis` reads that code: a graded function that reaches the library's
+   own implementation of its task, or code the grader cannot follow, is disqualified; patching
+   is noted for review.
+3. The cells run in a fresh kernel inside an operating-system sandbox (:mod:`.session`,
+   :mod:`.sandbox`); errors become notes.
+4. Each graded test cell (the lab's version, hidden tests included) runs **in this process**, in
+   a namespace built from the lab's own setup cells, where every name of the lab's interface is
+   a :class:`Remote`: calling it calls the learner's function in the kernel with plain data and
+   returns plain data (:mod:`.wire`). Expected values and comparisons never enter the kernel, and
+   no secret exists there to steal.
 
-The kernel runs with a cap on its address space, no core dumps, and dies with the process that
-started it (Linux), so a killed grader leaves no kernel behind.
+A kernel that dies is restarted (its cells run again) for the tests after it, a few times at
+most; a test that finds no kernel scores zero with the reason.
 """
 
 from __future__ import annotations
 
-import ast
-import ctypes
+import contextlib
 import hashlib
-import inspect
-import json
-import os
-import resource
-import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
+import io
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-from . import guard, notebook
+from . import checks, notebook, sandbox
+from .analysis import Analysis
 from .interactive import GRADING_ENV
-from .labs import Lab
+from .kernel import describe
+from .labs import BUILTIN_LABS, Lab
 from .notebook import GradedTest
+from .session import KernelGone, LearnerError, Session
 
-# Modules every test relies on; a lab adds its own with metadata.mlsys.protect.
-PROTECTED = ("math", "numpy", "numpy.linalg", "numpy.testing", "mlsys.grading.checks",
-             "mlsys.tensor", "mlsys.backward", "mlsys.ops.registry")
-KERNEL_ENV = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "MKL_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 DEFAULT_MEMORY_MB = 4096
-BOOT_TIMEOUT_S = 120.0  # the harness imports the engine first; slow on a loaded machine
+BOOT_TIMEOUT_S = 120.0  # the kernel imports the engine first; slow on a loaded machine
 MAX_NOTES = 10
-_PR_SET_PDEATHSIG = 1
-# Introspection that lab code never needs and that reaches into the test harness. The guard cannot
-# stop code in the kernel's own interpreter from using it (a function's closure holds the signing
-# key), so the grader flags such cells for an instructor to review.
-SUSPICIOUS = ("__closure__", "cell_contents", "__code__", "_getframe", "f_locals", "f_back",
-              "get_objects", "get_referrers", "ctypes", "settrace", "setprofile", "hmac", "_mlsys_")
+MAX_RESTARTS = 2
+
+
+class Disqualified(AssertionError):
+    """A graded name the analysis rejected: the tests that call it score zero."""
 
 
 @dataclass
@@ -73,8 +64,10 @@ class Report:
     student: str
     lab: str
     tests: list[Outcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # cell errors, time-outs, crashes
+    notes: list[str] = field(default_factory=list)  # cell errors, time-outs, crashes, reviews
     seconds: float = 0.0
+    digest: str = ""  # SHA-256 of the submitted file (``--resume`` regrades a changed file)
+    sandbox: str = ""
 
     @property
     def score(self) -> float:
@@ -90,213 +83,258 @@ class Report:
     @classmethod
     def from_json(cls, data: dict) -> Report:
         tests = [Outcome(**t) for t in data["tests"]]
-        return cls(data["student"], data["lab"], tests, list(data["notes"]), data["seconds"])
+        return cls(data["student"], data["lab"], tests, list(data["notes"]), data["seconds"],
+                   data.get("digest", ""), data.get("sandbox", ""))
 
     @classmethod
-    def failed(cls, lab: Lab, student: str, why: str, seconds: float = 0.0) -> Report:
+    def failed(cls, lab: Lab, student: str, why: str, seconds: float = 0.0,
+               digest: str = "") -> Report:
         """A submission that could not be run at all: every test scores zero with ``why``."""
         tests = [Outcome(t.grade_id, 0.0, t.points, False, why) for t in lab.tests]
-        return cls(student, lab.name, tests, [why], seconds)
+        return cls(student, lab.name, tests, [why], seconds, digest)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Time limits (seconds) per cell and per submission, and the kernel's memory (MiB)."""
+    """Time limits (seconds) per cell and per submission, the kernel's memory (MiB) and the
+    sandbox kind (see :mod:`.sandbox`; ``auto`` picks the best this machine has)."""
 
     cell_timeout: float
     timeout: float
     memory_mb: int = DEFAULT_MEMORY_MB
+    sandbox: str = "auto"
 
     @classmethod
     def for_lab(cls, lab: Lab, cell_timeout: float | None = None, timeout: float | None = None,
-                memory_mb: int | None = None) -> Limits:
+                memory_mb: int | None = None, sandbox_kind: str = "auto") -> Limits:
         limits = cls(lab.cell_timeout if cell_timeout is None else float(cell_timeout),
                      lab.timeout if timeout is None else float(timeout),
-                     DEFAULT_MEMORY_MB if memory_mb is None else int(memory_mb))
-        for name, value in asdict(limits).items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+                     DEFAULT_MEMORY_MB if memory_mb is None else int(memory_mb), sandbox_kind)
+        for name in ("cell_timeout", "timeout", "memory_mb"):
+            value = getattr(limits, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        if sandbox_kind not in (*sandbox.KINDS, "auto"):
+            raise ValueError(f"unknown sandbox {sandbox_kind!r}; expected auto or one of "
+                             f"{', '.join(sandbox.KINDS)}")
         return limits
 
 
-def plan(lab: Lab, submission: Any, *, hidden: bool) -> list[tuple[str, Any]]:
-    """The steps to execute: ``("code", source)`` and ``("test", GradedTest)`` in notebook order.
+def plan(lab: Lab, submission: Any) -> list[tuple[str, bool]]:
+    """The cells the learner's kernel runs, as ``(source, trusted)`` in order.
 
-    Graded cells are matched by ``grade_id`` and replaced by the lab's own version (with hidden
-    tests when ``hidden``); locked instructor cells are restored from the source; tests missing
-    from the submission run at the end. Everything else the student wrote runs as it is.
+    Code cells of the submission run as they are, except that a cell carrying the ``grade_id``
+    of an instructor cell is replaced by the source's version (trusted) and graded test cells are
+    left out (tests run in the grader). Instructor cells the submission lacks are added: those
+    before the first solution cell of the source at the start, the others at the end.
     """
-    tests = {t.grade_id: t for t in lab.tests}
-    locked = {notebook.nbgrader_meta(c).get("grade_id"): c for c in lab.source.cells
-              if notebook.is_locked(c) and c.cell_type == "code"}
-    steps: list[tuple[str, Any]] = []
-    used: set[str] = set()
+    test_ids = {t.grade_id for t in lab.tests}
+    locked = [c for c in lab.source.cells if c.cell_type == "code" and notebook.is_locked(c)]
+    by_id = {notebook.nbgrader_meta(c).get("grade_id"): c for c in locked}
+    cells: list[tuple[str, bool]] = []
+    used: set[int] = set()
     for cell in submission.cells:
         if cell.get("cell_type") != "code":
             continue
         gid = notebook.nbgrader_meta(cell).get("grade_id")
-        if gid in tests:
-            if gid not in used:
-                used.add(gid)
-                steps.append(("test", tests[gid]))
-        elif gid in locked:
-            steps.append(("code", locked[gid].source))
-        else:
-            steps.append(("code", str(cell.get("source", ""))))
-    steps += [("test", t) for t in lab.tests if t.grade_id not in used]
-    if not hidden:
-        steps = [(k, GradedTest(v.grade_id, v.points, v.visible, v.visible) if k == "test" else v)
-                 for k, v in steps]
-    return steps
-
-
-def review_flags(steps: list[tuple[str, Any]]) -> list[str]:
-    """``review: cell N uses ...`` for every code step that contains a :data:`SUSPICIOUS` word."""
-    flags = []
-    for index, (kind, item) in enumerate(steps, start=1):
-        found = [word for word in SUSPICIOUS if kind == "code" and word in item]
-        if found:
-            flags.append(f"review: cell {index} uses {', '.join(found)}")
-    return flags
-
-
-def _confine(megabytes: int) -> Any:
-    """The kernel's ``preexec_fn``: memory cap, no core dumps, die with the parent (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-    def apply() -> None:  # runs in the kernel's process between fork and exec
-        limit = megabytes * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    return apply
-
-
-def _kernel_env(lab: Lab) -> dict[str, str]:
-    import mlsys
-
-    env = {**os.environ, **KERNEL_ENV, **lab.env, GRADING_ENV: "1"}
-    root = str(Path(mlsys.__file__).resolve().parents[1])  # the grader's own mlsys
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _errors(cell: Any) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.outputs
-            if o.get("output_type") == "error"]
-
-
-def _verdict(cell: Any, test: GradedTest, key: bytes, nonce: str) -> tuple[bool, str]:
-    """Read the guard's signed verdict from the cell's results; anything else fails the test."""
-    verdicts = []
-    for out in cell.outputs:
-        if out.get("output_type") != "execute_result":
+        if isinstance(gid, str) and gid in test_ids:
             continue
+        if isinstance(gid, str) and gid in by_id:
+            if id(by_id[gid]) not in used:
+                used.add(id(by_id[gid]))
+                cells.append((by_id[gid].source, True))
+            continue
+        cells.append((cell.source, False))
+    first_solution = next((i for i, c in enumerate(lab.source.cells)
+                           if notebook.nbgrader_meta(c).get("solution")), len(lab.source.cells))
+    position = {id(c): i for i, c in enumerate(lab.source.cells)}
+    missing = [c for c in locked if id(c) not in used]
+    before = [(c.source, True) for c in missing if position[id(c)] < first_solution]
+    after = [(c.source, True) for c in missing if position[id(c)] >= first_solution]
+    return before + cells + after
+
+
+def disqualifications(lab: Lab, analysis: Analysis) -> dict[str, list[str]]:
+    """For each name of the lab's interface, why its tests score zero (empty: they do not).
+
+    A learner's name is judged by what it reaches (its task's forbidden paths and code the
+    analysis cannot follow); an instructor's helper that runs in the kernel inherits the verdicts
+    of the learner's names it calls, and is void if the submission patches anything, because it
+    measures inside the kernel."""
+    out: dict[str, list[str]] = {}
+    patches = analysis.patches()
+    for name, graded in lab.interface.items():
+        if not graded.helper:
+            out[name] = analysis.violations(name, graded.forbid, graded.allow)
+    for name, graded in lab.interface.items():
+        if graded.helper:
+            found = [f"{used}: {why}" for used in sorted(analysis.learner_names_used_by(name))
+                     for why in out.get(used, [])]
+            found += [f"the submission uses {use.what} ({use.where()}), and {name} measures "
+                      f"inside the kernel" for use in patches]
+            out[name] = found
+    return out
+
+
+def review_notes(analysis: Analysis) -> list[str]:
+    """``review:`` notes for patching and dynamic lookups anywhere in the learner's cells."""
+    return [f"review: {use.where()} uses {use.what}" for use in analysis.patches()][:MAX_NOTES]
+
+
+class Kernel:
+    """The submission's sandboxed kernel: started on first use, restarted after a death."""
+
+    def __init__(self, lab: Lab, cells: Sequence[tuple[str, bool]], limits: Limits, kind: str,
+                 deadline: float, notes: list[str], files: dict[str, bytes]) -> None:
+        self.lab, self.cells, self.limits, self.kind = lab, list(cells), limits, kind
+        self.deadline, self.notes, self.files = deadline, notes, files
+        self.session: Session | None = None
+        self.starts = 0
+        self.broken: str | None = None  # the kernel cannot start: no use trying again
+        self.problems: list[str] = []
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise KernelGone(f"the submission used up its {self.limits.timeout:g} s time limit")
+        return left
+
+    def ready(self) -> Session:
+        """A running kernel with every cell run, starting or restarting one if needed."""
+        if self.session is not None and self.session.alive:
+            return self.session
+        if self.broken is not None:
+            raise KernelGone(self.broken)
+        if self.session is not None:
+            if self.starts > MAX_RESTARTS:
+                raise KernelGone(f"not run: {self.session.gone}; the kernel was restarted "
+                                 f"{MAX_RESTARTS} times already")
+            self.stop()
+        first = self.starts == 0
+        self.starts += 1
+        confinement = sandbox.Confinement(memory_mb=self.limits.memory_mb,
+                                          cpu_seconds=self.limits.timeout + 30)
+        hide = [BUILTIN_LABS.resolve(), self.lab.folder.resolve().parent]
+        self.session = Session(self.kind, confinement, env={**self.lab.env, GRADING_ENV: "1"},
+                               hide=hide, files=self.files, types=self.lab.types)
         try:
-            data = json.loads(ast.literal_eval(out["data"]["text/plain"]))
-        except (KeyError, ValueError, SyntaxError, TypeError):
-            continue
-        if isinstance(data, dict) and data.get("nonce") == nonce:
-            verdicts.append(data)
-    if len(verdicts) != 1:
-        errors = _errors(cell)
-        return False, ("no verdict from the test harness" + (f" ({errors[0]})" if errors else "")
-                       if not verdicts else "more than one verdict for one test (forged)")
-    v = verdicts[0]
-    passed = v.get("passed") is True
-    if v.get("id") != test.grade_id or v.get("signature") != guard.sign(key, test.grade_id,
-                                                                          nonce, passed):
-        return False, "the verdict's signature does not match (forged)"
-    return passed, str(v.get("message", ""))
+            self.session.start(min(BOOT_TIMEOUT_S, self.remaining()))
+        except KernelGone as error:
+            self.broken = str(error)
+            raise
+        for index, (source, _) in enumerate(self.cells, start=1):
+            try:
+                error = self.session.run(source, min(self.limits.cell_timeout, self.remaining()))
+            except KernelGone as gone:  # a cell kills it: it would again, so do not restart
+                self.broken = f"cell {index}: {gone}"
+                raise KernelGone(self.broken) from None
+            if error and first and len(self.notes) < MAX_NOTES:
+                self.notes.append(f"cell {index}: {error[:300]}")
+        return self.session
+
+    def call(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        session = self.ready()
+        return session.call(name, args, kwargs, min(self.limits.cell_timeout, self.remaining()))
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.problems += self.session.stop()
 
 
-def _execute(client: NotebookClient, source: str, *, history: bool = True) -> Any:
-    """Run ``source`` as the next cell of the client's notebook; returns the executed cell."""
-    cell = nbformat.v4.new_code_cell(source)
-    client.nb.cells.append(cell)
-    client.execute_cell(cell, len(client.nb.cells) - 1, store_history=history)
-    return cell
+class Remote:
+    """A name of the learner's kernel, callable from a test running in the grader."""
+
+    def __init__(self, kernel: Kernel, name: str, violations: Sequence[str]) -> None:
+        self.kernel, self.name, self.violations = kernel, name, list(violations)
+        self.__name__ = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.violations:
+            raise Disqualified(
+                f"{self.name} {self.violations[0]}: a graded function may not use the library's "
+                f"own implementation of its task, nor code the grader cannot follow, so this test "
+                f"scores 0" + (f" (and {len(self.violations) - 1} more)"
+                               if len(self.violations) > 1 else ""))
+        return self.kernel.call(self.name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name} in the learner's kernel>"
 
 
-def _bootstrap(name: str, key: bytes, hashes: dict[str, str], protected: list[str]) -> str:
-    source = inspect.getsource(guard)
-    return (f"def _mlsys_boot(ns):\n"
-            f"    g = {{'__name__': 'mlsys_guard'}}\n"
-            f"    exec(compile({source!r}, '<mlsys guard>', 'exec'), g)\n"
-            f"    ns[{name!r}] = g['install'](ns, {key.hex()!r}, {hashes!r}, {protected!r})\n"
-            f"_mlsys_boot(globals())\n"
-            f"del _mlsys_boot\n")
+def grader_namespace(lab: Lab, kernel: Kernel, verdicts: dict[str, list[str]]) -> dict:
+    """The namespace tests run in: the lab's instructor cells executed here (except helpers that
+    must run in the kernel), then every interface name bound to a :class:`Remote`."""
+    namespace: dict = {"__name__": f"mlsys_lab_{lab.name}"}
+    for i, cell in enumerate(lab.source.cells):
+        if cell.cell_type == "code" and notebook.is_locked(cell) and \
+                notebook.mlsys_meta(cell).get("kernel") is not True:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, f"<{lab.name} cell {i}>", "exec"), namespace)
+    for name in lab.interface:
+        namespace[name] = Remote(kernel, name, verdicts.get(name, []))
+    return namespace
+
+
+def run_test(test: GradedTest, namespace: dict, *, hidden: bool) -> tuple[bool, str]:
+    """Run one test cell here; ``(passed, message)``."""
+    source = test.source if hidden else test.visible
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(source, f"<test {test.grade_id}>", "exec"), dict(namespace))
+    except (KernelGone, LearnerError, Disqualified) as error:
+        return False, str(error)[:2000]
+    except Exception as error:
+        return False, describe(error)[:2000]
+    return True, ""
 
 
 def run_submission(lab: Lab, submission: Any, student: str, limits: Limits, *,
-                   hidden: bool = True) -> Report:
-    """Grade one submission (a notebook node) in a fresh kernel; never raises for its faults."""
+                   hidden: bool = True, secret: str | None = None, digest: str = "") -> Report:
+    """Grade one submission (a notebook node); never raises for its faults."""
     start = time.monotonic()
-    steps = plan(lab, submission, hidden=hidden)
-    report = Report(student, lab.name, notes=review_flags(steps))
-    hashes = {t.grade_id: hashlib.sha256(t.source.encode()).hexdigest()
-              for kind, t in steps if kind == "test"}
-    key, name = secrets.token_bytes(32), f"_mlsys_{secrets.token_hex(8)}"
-    protected = list(dict.fromkeys([*PROTECTED, *lab.meta.get("protect", [])]))
-    workdir = Path(tempfile.mkdtemp(prefix="mlsys-grade-"))
-    for data in lab.data_files:
-        shutil.copy2(data, workdir / data.name)
-    client = NotebookClient(nbformat.v4.new_notebook(), timeout=limits.cell_timeout,
-                            kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(workdir)}})
-    deadline = start + limits.timeout
-    pending = [t for kind, t in steps if kind == "test"]
-    stopped = ""
+    kind = sandbox.choose(limits.sandbox)
+    cells = plan(lab, submission)
+    analysis = Analysis(cells)
+    report = Report(student, lab.name, notes=review_notes(analysis), digest=digest, sandbox=kind)
+    files = {f"{lab.name}.ipynb": notebook.dumps(submission).encode(),
+             **{p.name: p.read_bytes() for p in lab.data_files}}
+    kernel = Kernel(lab, cells, limits, kind, start + limits.timeout, report.notes, files)
+    checks.use_secret(secret)
     try:
-        with client.setup_kernel(env=_kernel_env(lab), preexec_fn=_confine(limits.memory_mb),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-            client.timeout = int(max(1.0, min(BOOT_TIMEOUT_S, deadline - time.monotonic())))
-            boot = _execute(client, _bootstrap(name, key, hashes, protected), history=False)
-            if _errors(boot):
-                raise RuntimeError(f"the grading harness failed to start: {_errors(boot)[0]}")
-            for index, (kind, item) in enumerate(steps, start=1):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    stopped = f"the submission used up its {limits.timeout:g} s time limit"
-                    break
-                client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
-                if kind == "code":
-                    cell = _execute(client, item)
-                    if _errors(cell) and len(report.notes) < MAX_NOTES:
-                        report.notes.append(f"cell {index}: {_errors(cell)[0][:300]}")
-                    continue
-                nonce = secrets.token_hex(16)
-                cell = _execute(client, f"{name}({item.grade_id!r}, {item.source!r}, {nonce!r})",
-                                history=False)
-                passed, message = _verdict(cell, item, key, nonce)
-                report.tests.append(Outcome(item.grade_id, item.points if passed else 0.0,
-                                            item.points, passed, message))
-                pending.remove(item)
-    except CellTimeoutError:
-        stopped = f"a cell ran longer than the {client.timeout} s limit (an endless loop?)"
-    except DeadKernelError:
-        stopped = ("the kernel died (sys.exit/os._exit, a crash, or more than "
-                   f"{limits.memory_mb} MiB of memory)")
-    except Exception as error:  # the kernel would not start, or the connection broke
-        stopped = f"{type(error).__name__}: {error}"
+        namespace = grader_namespace(lab, kernel, disqualifications(lab, analysis))
+        try:
+            kernel.ready()  # run the cells now, so their errors are noted even if no test calls
+        except KernelGone as error:
+            report.notes.append(str(error))
+        for test in lab.tests:
+            passed, message = run_test(test, namespace, hidden=hidden)
+            report.tests.append(Outcome(test.grade_id, test.points if passed else 0.0,
+                                        test.points, passed, message))
+        if kernel.session is not None and kernel.session.gone and \
+                kernel.session.gone != "the kernel was stopped":
+            report.notes.append(kernel.session.gone)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    if stopped:
-        report.notes.append(stopped)
-        report.tests += [Outcome(t.grade_id, 0.0, t.points, False, f"not run: {stopped}")
-                         for t in pending]
-    order = {t.grade_id: i for i, t in enumerate(lab.tests)}
-    report.tests.sort(key=lambda o: order[o.grade_id])
+        checks.use_secret(None)
+        kernel.stop()
+    report.notes += kernel.problems
     report.seconds = time.monotonic() - start
     return report
 
 
-def run_path(lab: Lab, path: Path, student: str, limits: Limits, *, hidden: bool = True) -> Report:
+def file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def run_path(lab: Lab, path: Path, student: str, limits: Limits, *, hidden: bool = True,
+             secret: str | None = None) -> Report:
     """Grade the notebook file at ``path``; an unreadable file scores zero with the reason."""
+    digest = file_digest(path)
     try:
         submission = notebook.read(path)
     except notebook.LabFormatError as error:
-        return Report.failed(lab, student, str(error))
-    return run_submission(lab, submission, student, limits, hidden=hidden)
+        return Report.failed(lab, student, str(error), digest=digest)
+    return run_submission(lab, submission, student, limits, hidden=hidden, secret=secret,
+                          digest=digest)

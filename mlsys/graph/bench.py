@@ -8,7 +8,6 @@ ops run eagerly, as an unfused graph and fused into one Numba kernel (with the b
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import json
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import models, nn
+from .. import cliargs, models, nn
 from ..bench.report import emit, time_side_by_side
 from ..data import load_digits
 from ..random import manual_seed
@@ -121,7 +120,7 @@ def remat_rows(quick: bool) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mlsys bench compile", description=__doc__)
+    p = cliargs.ArgumentParser(prog="mlsys bench compile", description=__doc__)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat (a smoke test)")
     args = p.parse_args(argv)

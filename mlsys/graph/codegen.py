@@ -68,7 +68,7 @@ def _horner(coefficients: tuple[float, ...], var: str) -> str:
 
 def _tanh_helper(float_type: str) -> list[str]:
     """Source of the module-level ``tanh_`` that kernels inline."""
-    lines = ["@numba.njit(inline=\"always\")", "def tanh_(x):"]
+    lines = ["@numba.njit(inline=\"always\", error_model=\"numpy\")", "def tanh_(x):"]
     if float_type == "float64":
         return lines + ["    return math.tanh(x)"]
     return lines + [f"    v = min(max(x, F({-_TANH_CLAMP!r})), F({_TANH_CLAMP!r}))",
@@ -166,7 +166,9 @@ def generate_source(fused: Fused, parallel: bool | None = None) -> str:
              "", ""]
     if any(n.op in _USES_TANH for n in body.nodes):
         lines += [*_tanh_helper(float_type), "", ""]
-    lines += [f"@numba.njit(parallel={parallel}, cache=True, nogil=True)",
+    # error_model="numpy": x / 0 is inf or nan, as in the primitives' numpy forwards (Numba's
+    # default raises ZeroDivisionError, and its check per division keeps loops from vectorizing)
+    lines += [f"@numba.njit(parallel={parallel}, cache=True, nogil=True, error_model=\"numpy\")",
              f"def kernel(out, shape, {', '.join(names[v] for v in body.inputs)}):"]
     depth = 1
 

@@ -105,7 +105,9 @@ class MemoryPlan:
 
 
 def peak_live_bytes(graph: Graph) -> int:
-    """The most bytes the graph's own storages hold at any one node."""
+    """The most bytes the graph's own storages hold at any one node, each in memory of its own:
+    the lower bound for ``plan_memory(graph, inplace=False)``. An in-place plan shares a dying
+    input's memory with the result and can go below it; its bound is ``plan.peak_live_bytes``."""
     return max(live_profile(graph), default=0)
 
 

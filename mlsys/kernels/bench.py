@@ -8,12 +8,12 @@ installed); under the simulator they are checked by the tests, not timed.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .. import cliargs
 from ..bench.report import emit, time_it, time_side_by_side
 from ..ops import nn as nn_ops
 from ..ops.registry import Cost
@@ -23,6 +23,7 @@ from .cpu import nn as cpu_nn
 from .cpu.elementwise import UFUNCS
 
 SETTLE_S = 0.2
+WINDOW_S = 0.002
 
 
 def time_pair(fn: Callable[[], Any], base_fn: Callable[[], Any], repeat: int = 3) -> tuple[float, float]:
@@ -30,10 +31,12 @@ def time_pair(fn: Callable[[], Any], base_fn: Callable[[], Any], repeat: int = 3
 
     Numba's and OpenBLAS's worker threads spin-wait for a while after a parallel region; on a
     small machine, timing one right after the other would measure their contention, so each switch
-    first lets the previous pool go idle.
+    first lets the previous pool go idle. Each figure is the best of several short windows (a few
+    milliseconds): a parallel kernel waits for its slowest thread, so a window long enough to
+    include another program's time slice measures that program, not the kernel.
     """
-    seconds, base_seconds = time_side_by_side([fn, base_fn], rounds=repeat, repeat=2, min_time=0.02,
-                                              settle=SETTLE_S)
+    seconds, base_seconds = time_side_by_side([fn, base_fn], rounds=repeat, repeat=5,
+                                              min_time=WINDOW_S, settle=SETTLE_S)
     return seconds, base_seconds
 
 
@@ -170,26 +173,26 @@ def _gpu_time(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mlsys bench kernels", description=__doc__)
-    parser.add_argument("--n", type=int, default=1024, help="matrix size (default 1024)")
-    parser.add_argument("--repeat", type=int, default=3, help="timing repeats (best is kept)")
-    parser.add_argument("--bandwidth-mb", type=int, default=64,
-                        help="MiB per array of the bandwidth probe (default 64: beyond the caches)")
+    parser = cliargs.ArgumentParser(prog="mlsys bench kernels", description=__doc__)
+    parser.add_argument("--n", type=cliargs.int_range(8, 16384), default=1024,
+                        help="matrix size (default 1024)")
+    parser.add_argument("--repeat", type=cliargs.int_range(1, 1000), default=3,
+                        help="timing repeats (best is kept)")
+    parser.add_argument("--bandwidth-mb", type=cliargs.int_range(1, 65536), default=None,
+                        help="MiB per array of the bandwidth probe (default: four times the "
+                             "last-level cache, so that it measures DRAM)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    if args.n < 8:
-        parser.error(f"--n must be at least 8, got {args.n}")
-    if args.bandwidth_mb < 1:
-        parser.error(f"--bandwidth-mb must be at least 1, got {args.bandwidth_mb}")
     timings = cpu_rows(args.n, args.repeat)
-    measured = roofline.measure_peaks(gemm_n=args.n, megabytes=args.bandwidth_mb)
+    megabytes = args.bandwidth_mb or roofline.dram_megabytes()
+    measured = roofline.measure_peaks(gemm_n=args.n, megabytes=megabytes)
     # the compute ceiling: the best float32 GEMM seen in this run (BLAS at n, or the probe)
     gemm = max(r["cost"].flops / r["base_seconds"] for r in timings if r["kernel"].startswith("matmul/"))
     peaks = roofline.Peaks("this CPU", max(measured.flops, gemm), measured.bandwidth)
     rows = [finish(r, peaks) for r in timings]
     gpu_rows, notes = cuda_rows(args.n, args.repeat)
     notes = [f"roofline of this machine (measured now): {peaks.flops / 1e9:.1f} GFLOP/s "
-             f"(float32 BLAS GEMM), {peaks.bandwidth / 1e9:.1f} GB/s (triad); "
+             f"(float32 BLAS GEMM), {peaks.bandwidth / 1e9:.1f} GB/s (triad, 3 x {megabytes} MiB); "
              f"ridge {peaks.ridge:.1f} FLOP/byte", *notes]
     columns = ["kernel", "size", "unit", "rate", "baseline", "baseline_rate", "vs_baseline",
                "roofline", "of_roofline", "ms"]

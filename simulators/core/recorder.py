@@ -31,6 +31,19 @@ class Event:
         return self.end - self.start
 
 
+# One colour per kind of work, in every timeline of the course: compute in blues and greens,
+# communication in oranges and reds, overheads in browns and greys, idle in light grey.
+KIND_COLORS: dict[str, str] = {
+    "F": "#1f77b4", "forward": "#1f77b4", "compute": "#1f77b4", "parallel": "#1f77b4",
+    "matmul": "#1f77b4", "B": "#2ca02c", "backward": "#2ca02c", "memory": "#17becf",
+    "serial": "#9467bd", "optimizer": "#8c564b",
+    "comm": "#ff7f0e", "allreduce": "#ff7f0e", "dp-comm": "#ff7f0e", "pull": "#ff7f0e",
+    "push": "#ffbb78", "p2p": "#d62728",
+    "restore": "#7f7f7f", "wait": "#b0b0b0", "idle": "#e3e3e3",
+}
+_IDLE = ("wait", "idle")
+
+
 class Recorder:
     """Collects :class:`Event` spans; answers metric queries and exports them."""
 
@@ -107,29 +120,93 @@ class Recorder:
         return path
 
     def plot_timeline(self, ax: Any = None, resources: list[str] | None = None,
-                      color_by: str = "category", title: str | None = None) -> Any:
-        """A Gantt chart of the spans, one row per resource; returns the matplotlib axes."""
+                      color_by: str = "category", title: str | None = None, *,
+                      labels: bool | None = None, idle: bool = True) -> Any:
+        """A Gantt chart of the spans, one row per resource; returns the matplotlib axes.
+
+        Kinds of work keep one colour in every figure (:data:`KIND_COLORS`: compute in blues and
+        greens, communication in oranges and reds, idle in grey); other keys get colours that no
+        kind uses. ``idle`` shades each row's gaps grey; ``labels`` writes each span's name on its
+        bar (micro-batches ``F3``/``B3`` on a pipeline), by default wherever the name fits. The
+        legend sits to the right of the axes, never over the data.
+        """
         import matplotlib.pyplot as plt
 
         resources = resources or self.resources
         if ax is None:
             _, ax = plt.subplots(figsize=(10, 0.35 * len(resources) + 1.2))
-        keys = sorted({getattr(e, color_by) or e.name for e in self.events})
-        cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
-        colors = {k: cmap(i % cmap.N) for i, k in enumerate(keys)}
         row = {r: i for i, r in enumerate(resources)}
-        for e in self.events:
-            if e.resource in row:
-                key = getattr(e, color_by) or e.name
-                ax.broken_barh([(e.start, e.duration)], (row[e.resource] - 0.4, 0.8),
-                               color=colors[key], label=key)
+        shown = [e for e in self.events if e.resource in row]
+        colors = timeline_colors(getattr(e, color_by) or e.name for e in shown)
+        end = max((e.end for e in shown), default=1.0)
+        begin = min((e.start for e in shown), default=0.0)
+        if idle and shown:
+            for i in row.values():
+                ax.broken_barh([(begin, end - begin)], (i - 0.4, 0.8), color=KIND_COLORS["idle"],
+                               label="idle", zorder=0)
+        # one collection per row, colour and width class: fast to draw; a thin white edge
+        # separates neighbouring bars of one colour, except on bars too narrow to keep it
+        narrow = 0.004 * (end - begin)
+        bars: dict[tuple[int, str, bool], list[tuple[float, float]]] = defaultdict(list)
+        for e in shown:
+            key = getattr(e, color_by) or e.name
+            bars[row[e.resource], key, e.duration >= narrow].append((e.start, e.duration))
+        for (i, key, wide), spans in bars.items():
+            ax.broken_barh(spans, (i - 0.4, 0.8), color=colors[key], edgecolor="white",
+                           linewidth=0.4 if wide else 0.0, label=key, zorder=1)
+        ax.set_xmargin(0)
+        ax.autoscale_view(scaley=False)  # shared x axes keep the union of their data
+        if labels or (labels is None and len(shown) <= 400):
+            _label_spans(ax, shown, row, colors, color_by, force=bool(labels))
         ax.set_yticks(range(len(resources)), resources)
-        ax.invert_yaxis()
-        ax.set_xlabel("time (s)")
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        if 1 < len(unique) <= 12:
-            ax.legend(unique.values(), unique.keys(), loc="upper right", fontsize="small")
+        ax.set_ylim(len(resources) - 0.5, -0.5)
+        spec = ax.get_subplotspec()
+        if len(ax.get_shared_x_axes().get_siblings(ax)) == 1 or spec is None or spec.is_last_row():
+            ax.set_xlabel("time (s)")  # once under a column of axes that share it
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        kinds = list(KIND_COLORS)
+        order = sorted(unique, key=lambda k: (k in _IDLE, k not in KIND_COLORS,
+                                              kinds.index(k) if k in KIND_COLORS else 0, k))
+        if 1 < len(unique) <= 14:
+            ax.legend([unique[k] for k in order], order, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      borderaxespad=0.0, fontsize="small", frameon=False)
         if title:
             ax.set_title(title)
         return ax
+
+
+def timeline_colors(keys: Iterable[str]) -> dict[str, Any]:
+    """Colour of each key: its kind's colour, or (in sorted order) one no kind uses."""
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    reserved = {mcolors.to_hex(c) for c in KIND_COLORS.values()}
+    free = [c for c in (*plt.get_cmap("tab20").colors, *plt.get_cmap("tab20b").colors)
+            if mcolors.to_hex(c) not in reserved and len(set(c)) > 1]  # no greys: grey is idle
+    colors: dict[str, Any] = {}
+    others = 0
+    for key in sorted(set(keys)):
+        if key in KIND_COLORS:
+            colors[key] = KIND_COLORS[key]
+        else:
+            colors[key], others = free[others % len(free)], others + 1
+    return colors
+
+
+def _label_spans(ax: Any, events: list[Event], row: dict[str, int], colors: dict[str, Any],
+                 color_by: str, force: bool) -> None:
+    """Write each span's name on its bar where it fits (everywhere when ``force``)."""
+    import matplotlib.colors as mcolors
+
+    fig = ax.get_figure()
+    lo, hi = ax.get_xlim()
+    width_in = fig.get_size_inches()[0] * ax.get_position().width
+    seconds_per_char = (hi - lo) * 0.6 * 6.5 / 72 / max(width_in, 1e-9)  # 6.5 pt text
+    for e in events:
+        if not force and e.duration < (len(e.name) + 0.5) * seconds_per_char:
+            continue
+        r, g, b = mcolors.to_rgb(colors[getattr(e, color_by) or e.name])
+        ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"
+        ax.text(e.start + e.duration / 2, row[e.resource], e.name, ha="center", va="center",
+                fontsize=6.5, color=ink, clip_on=True, zorder=2)

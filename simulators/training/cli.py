@@ -7,44 +7,54 @@ bucket_mb, dtype) and ``cluster`` (gpu, gpus_per_node, intra, inter, efficiencie
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from mlsys import cliargs
 from mlsys.bench.report import emit
 
+from ..data import read_text
 from .config import from_dict
 from .hybrid import simulate
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) training config."""
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) training config; a ``ValueError``
+    naming the file and the place for anything that is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
+    if path.suffix not in (".json", ".yaml", ".yml"):
+        raise ValueError(f"config {path} must end in .json, .yaml or .yml, got {path.suffix!r}")
+    text = read_text(path)
     if path.suffix == ".json":
-        return json.loads(text)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+    import yaml
 
+    try:
         return yaml.safe_load(text)
-    raise ValueError(f"config {path} must end in .json, .yaml or .yml, got {path.suffix!r}")
+    except yaml.YAMLError as error:
+        place = getattr(error, "problem_mark", None)
+        where = f" at line {place.line + 1}, column {place.column + 1}" if place else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}") from None
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mlsys sim train", description=__doc__)
-    p.add_argument("--config", required=True, help="training config (.json, .yaml or .yml)")
+    p = cliargs.ArgumentParser(prog="mlsys sim train", description=__doc__)
+    p.add_argument("--config", required=True, type=cliargs.input_file,
+                   help="training config (.json, .yaml or .yml)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--trace", help="write the step's Chrome trace (open it in Perfetto)")
+    p.add_argument("--trace", type=cliargs.output_file,
+                   help="write the step's Chrome trace (open it in Perfetto)")
     args = p.parse_args(argv)
     try:
         result = simulate(*from_dict(load_config(args.config)))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mlsys sim train: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as error:
+        return cliargs.fail("mlsys sim train", str(error))
     summary = result.summary()
     notes = [] if result.fits else [
         f"does not fit: {summary['memory_gb']:.1f} GB per GPU > "

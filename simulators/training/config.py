@@ -6,6 +6,7 @@ the sections ``model``, ``parallel`` and ``cluster``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
@@ -152,7 +153,25 @@ def _build(cls: type, section: str, data: Any) -> Any:
     missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in data]
     if missing:
         raise ValueError(f"config section {section!r} is missing required keys {missing}")
+    for f in fields(cls):
+        if f.name in data:
+            _check_type(f"{section}.{f.name}", f.type, data[f.name])
     return cls(**data)
+
+
+_TYPES = {"int": "an integer", "float": "a finite number", "bool": "true or false",
+          "str": "a string"}
+
+
+def _check_type(name: str, kind: str, value: Any) -> None:
+    """Refuse a value of the wrong type: a number given as a string, ``NaN``, ``"no"`` for a
+    flag would otherwise pass or silently mean something else."""
+    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value),
+          "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(kind, True)
+    if not ok:
+        raise ValueError(f"{name} must be {_TYPES[kind]}, got {value!r}")
 
 
 def from_dict(config: dict[str, Any]) -> tuple[TransformerConfig, ParallelConfig, Cluster]:

@@ -10,10 +10,22 @@ import numpy as np
 
 from mlsys import Tensor
 from mlsys.comm import ALGORITHMS, COLLECTIVES
+from mlsys.comm.launcher import mpiexec_path
 from mlsys.comm.schedules import chunk_ranges
 
 # counts not divisible by any world size; the largest streams through several transport slots
 COUNTS = (1, 5, 97, 4096 + 3, 70_001)
+# the compiled all-reduce: empty, one sync (small), two syncs per piece, several pieces
+NATIVE_COUNTS = (0, 3, 4096 + 3, 300_007)
+
+
+def have_mpi() -> bool:
+    try:
+        import mpi4py  # noqa: F401
+
+        return bool(mpiexec_path())
+    except (ImportError, FileNotFoundError):
+        return False
 
 
 def inputs(world: int, count: int, dtype=np.float64, seed: int = 0) -> list[np.ndarray]:  # noqa: ANN001
@@ -45,6 +57,7 @@ def check_collectives(group) -> str:  # noqa: ANN001
                 got = group.reduce(xs[r].copy(), root=root, algorithm=algorithm)
                 if r == root:
                     np.testing.assert_allclose(got, total, rtol=1e-10, atol=1e-10)
+    check_native_all_reduce(group)
     # all-to-all, Tensors, integer dtypes, 2-d shapes, point to point
     rows = np.arange(p * 3).reshape(p, 3) + 100 * r
     expected = np.stack([np.arange(p * 3).reshape(p, 3)[r] + 100 * i for i in range(p)])
@@ -62,6 +75,27 @@ def check_collectives(group) -> str:  # noqa: ANN001
             group.send(np.array([2]), 0)
     group.barrier()
     return "ok"
+
+
+def check_native_all_reduce(group) -> None:  # noqa: ANN001
+    """``algorithm="auto"``: every dtype, op and size path; every rank gets bitwise the same."""
+    p, r = group.world_size, group.rank
+    for dtype in (np.float32, np.float64, np.int32, np.int64):
+        for count in NATIVE_COUNTS:
+            xs = [(x * 100).astype(dtype) for x in inputs(p, count, seed=3)]
+            for op, ref in (("sum", np.sum), ("max", np.max), ("min", np.min)):
+                got = group.all_reduce(xs[r].copy(), op=op)
+                assert got.dtype == dtype
+                np.testing.assert_allclose(got, ref(xs, axis=0).astype(dtype), rtol=1e-5,
+                                           atol=1e-3 if dtype == np.float32 else 1e-9,
+                                           err_msg=f"{dtype.__name__} {count} {op}")
+                same = group.all_gather(got)
+                assert all(np.array_equal(same[0], s) for s in same), "ranks differ"
+    mean = group.all_reduce(np.full(6, float(r)), op="mean")
+    np.testing.assert_allclose(mean, (p - 1) / 2)
+    nan = np.zeros(3)
+    nan[1] = np.nan if r == p - 1 else 0.0
+    assert np.isnan(group.all_reduce(nan, op="max")[1]) and np.isnan(group.all_reduce(nan, op="min")[1])
 
 
 def mismatched_shapes(group) -> None:  # noqa: ANN001

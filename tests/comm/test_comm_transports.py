@@ -5,26 +5,18 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from comm_checks import CHECKS, check_collectives
+from comm_checks import check_collectives, have_mpi
 
-from mlsys.comm import MismatchError, WorkerError, launch
-from mlsys.comm.launcher import mpich_segments, mpiexec_path
+from mlsys.comm import CommAborted, MismatchError, WorkerError, launch
+from mlsys.comm.launcher import mpich_segments
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
-
-
-def have_mpi() -> bool:
-    try:
-        import mpi4py  # noqa: F401
-
-        return bool(mpiexec_path())
-    except (ImportError, FileNotFoundError):
-        return False
 
 
 @pytest.mark.parametrize("world_size", [1, 3, 4])
@@ -46,18 +38,55 @@ def test_mpi_collectives_then_a_reported_mismatch() -> None:
     assert sorted(re.findall(r"rank \d+: collectives ok", result.stdout)) == [
         f"rank {r}: collectives ok" for r in range(3)], result.stderr
     assert result.returncode != 0
-    assert "MismatchError" in result.stderr and "float64 (10,)" in result.stderr
+    assert "MismatchError" in result.stderr and "shape ((10,) vs (11,))" in result.stderr
     assert "no progress" not in result.stderr  # the job was aborted, nobody waited for a timeout
 
 
-@pytest.mark.parametrize("check,shapes", [("shapes", ["float64 (10,)", "float64 (11,)"]),
-                                          ("dtypes", ["float64 (8,)", "float32 (8,)"])])
-def test_mismatches_name_the_ranks_and_shapes(check: str, shapes: list[str]) -> None:
+def _call(group, kind: str) -> None:  # noqa: ANN001
+    """Rank 0 and the others make different calls: what differs is in ``kind``."""
+    r, x = group.rank, np.zeros(1000, np.float32)
+    calls = {
+        "shape": lambda: group.all_reduce(np.zeros(10 + r)),
+        "dtype": lambda: group.all_reduce(np.zeros(8, np.float32 if r else np.float64),
+                                          algorithm="ring"),
+        "collective": lambda: group.all_reduce(x) if r == 0 else group.broadcast(x),
+        "root": lambda: group.broadcast(x, root=r),
+        "op": lambda: group.all_reduce(x, op="max" if r else "sum"),
+        "algorithm": lambda: group.all_reduce(x, algorithm="ring" if r else "direct"),
+    }
+    calls[kind]()
+
+
+@pytest.mark.parametrize("kind,names", [
+    ("shape", ["shape ((10,) vs (11,))", "shape ((11,) vs (10,))"]),
+    ("dtype", ["dtype (float64 vs float32)", "dtype (float32 vs float64)"]),
+    ("collective", ["different collectives (all_reduce vs broadcast)",
+                    "different collectives (broadcast vs all_reduce)"]),
+    ("root", ["root (0 vs 1)", "root (1 vs 0)"]),
+    ("op", ["reduce op (sum vs max)", "reduce op (max vs sum)"]),
+    ("algorithm", ["algorithm (direct vs ring)", "algorithm (ring vs direct)"]),
+])
+def test_mismatched_calls_fail_at_once_naming_what_differs(kind: str, names: list[str]) -> None:
+    start = time.monotonic()
     with pytest.raises(WorkerError) as info:
-        launch(CHECKS[check], 2, timeout=10)
+        launch(_call, 2, kind, timeout=20)
     message = str(info.value)
-    assert MismatchError.__name__ in message
-    assert all(s in message for s in shapes) and "rank 0" in message and "rank 1" in message
+    assert MismatchError.__name__ in message and any(n in message for n in names), message
+    assert "rank 0 called" in message or "rank 1 called" in message
+    assert time.monotonic() - start < 15  # found at the call, not by a timeout
+
+
+def _collectives_after_a_caught_mismatch(group) -> str:  # noqa: ANN001
+    """The mismatch aborts the group: a later collective raises instead of mixing data."""
+    with pytest.raises(MismatchError):
+        group.broadcast(np.zeros(4), root=group.rank)
+    with pytest.raises(CommAborted):
+        group.broadcast(np.zeros(4), root=0)
+    return "ok"
+
+
+def test_a_mismatch_is_never_followed_by_corrupt_collectives() -> None:
+    assert launch(_collectives_after_a_caught_mismatch, 2, timeout=20) == ["ok", "ok"]
 
 
 def _p2p_errors(group) -> str:  # noqa: ANN001
@@ -71,6 +100,14 @@ def _p2p_errors(group) -> str:  # noqa: ANN001
         group.all_reduce(np.zeros(2, np.int64), op="mean")
     with pytest.raises(TypeError, match="expected a numpy array or Tensor, got list"):
         group.all_reduce([1.0, 2.0])
+    with pytest.raises(ValueError, match="root must be a rank in \\[0, 2\\), got 2"):
+        group.broadcast(np.zeros(2), root=2)
+    for bad in (np.array(["a", "b"]), np.array([object(), None]), np.zeros(2, "M8[s]")):
+        with pytest.raises(TypeError, match=re.escape(f"numbers, got dtype {bad.dtype}")):
+            group.all_reduce(bad)
+        with pytest.raises(TypeError, match="expected an array of numbers"):
+            group.broadcast(bad)
+    group.barrier()  # nothing above reached the other rank: the group still works
     return "ok"
 
 
@@ -78,11 +115,16 @@ def test_bad_arguments_are_named() -> None:
     assert launch(_p2p_errors, 2, timeout=10) == ["ok", "ok"]
     with pytest.raises(ValueError, match="world_size must be a positive integer, got 0"):
         launch(_p2p_errors, 0)
+    with pytest.raises(ValueError, match="timeout must be a finite positive number of seconds, "
+                                         "got nan"):
+        launch(_p2p_errors, 1, timeout=float("nan"))
 
 
 def test_mlsys_run_rejects_a_missing_script(capsys: pytest.CaptureFixture) -> None:
     from mlsys.comm.launcher import main
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(["-n", "2", "no_such_script.py"])
-    assert "no_such_script.py" in capsys.readouterr().err
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "mlsys run: error: argument script: no such file: 'no_such_script.py'"

@@ -54,6 +54,9 @@ def test_no_two_live_values_share_a_buffer_on_random_programs(seed):
 
 def _check_plan(graph):
     plan = plan_memory(graph)
+    # each peak bounds the plan made with the same in-place choices
+    assert plan.peak_live_bytes <= plan.planned_bytes
+    assert peak_live_bytes(graph) <= plan_memory(graph, inplace=False).planned_bytes
     interval = _independent_intervals(graph)
     assert set(plan.buffer_of) == set(interval)
     for v, b in plan.buffer_of.items():

@@ -32,8 +32,39 @@ def test_measured_ceilings_are_plausible() -> None:
     bandwidth = roofline.measure_bandwidth(megabytes=8, repeat=2)
     flops = roofline.measure_flops(n=128, repeat=2)
     assert 1e8 < bandwidth < 1e13 and 1e7 < flops < 1e14
-    with pytest.raises(ValueError, match="megabytes must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="megabytes must be > 0, got 0"):
         roofline.measure_bandwidth(megabytes=0)
+
+
+def test_triad_covers_every_element_in_every_thread_share() -> None:
+    a, b, c = np.zeros(1001), np.arange(1001.0), np.full(1001, 2.0)
+    roofline._triad(a, b, c, 3.0, 4, 3)  # four passes: the last one's scale is 3 + 3
+    np.testing.assert_array_equal(a, b + 6.0 * c)
+
+
+def _fake_cpu(root, cpu: int, caches: list[tuple[int, str, str, str]]) -> None:
+    for k, (level, kind, size, shared) in enumerate(caches):
+        index = root / f"cpu{cpu}" / "cache" / f"index{k}"
+        index.mkdir(parents=True)
+        for name, value in (("level", level), ("type", kind), ("size", size),
+                            ("shared_cpu_list", shared)):
+            (index / name).write_text(f"{value}\n")
+
+
+def test_caches_are_read_from_sysfs_and_size_the_dram_probe(tmp_path) -> None:
+    for cpu in range(4):  # per core L1d, L1i, L2; one L3 per pair of cores
+        _fake_cpu(tmp_path, cpu, [(1, "Data", "32K", str(cpu)), (1, "Instruction", "32K", str(cpu)),
+                                  (2, "Unified", "1024K", str(cpu)),
+                                  (3, "Unified", "16M", "0-1" if cpu < 2 else "2-3")])
+    hierarchy = roofline.caches(tmp_path)
+    assert hierarchy == [roofline.Cache(1, 32 << 10, 4), roofline.Cache(2, 1 << 20, 4),
+                         roofline.Cache(3, 16 << 20, 2)]
+    assert hierarchy[-1].total == 32 << 20
+    assert roofline.dram_megabytes(hierarchy) == 128  # STREAM: each array 4x the total LLC
+    assert roofline.dram_megabytes([roofline.Cache(2, 1 << 20, 1)]) == 64  # never below 64 MiB
+    assert roofline.dram_megabytes([roofline.Cache(3, 1 << 30, 2)]) == roofline.MAX_DRAM_MB
+    assert roofline.caches(tmp_path / "absent") == []
+    assert roofline.dram_megabytes([]) == roofline.FALLBACK_DRAM_MB
 
 
 def test_gpu_catalog_carries_sources() -> None:

@@ -8,9 +8,11 @@ import pytest
 
 from simulators.scaling import (
     EngineWorkload,
+    Measurement,
     Workload,
     amdahl,
     curve,
+    effective_cores,
     gustafson,
     optimal_workers,
     shares,
@@ -113,8 +115,18 @@ def test_engine_workload_runs_on_real_processes() -> None:
     assert 0 < engine.step_time(steps=2, repeat=1, workers=2) < 2.0
     measured = engine.measure(2, repeat=1)
     assert set(measured) == {"strong", "weak"}
-    assert all(0 < t < 10.0 for t in measured.values())
+    assert all(0 < run.seconds < 10.0 and len(run.step_seconds) == 2 for run in measured.values())
+    alone = engine.measure(1, "strong", repeat=1)["strong"]
+    assert 0 < effective_cores(alone, measured["strong"]) < 4  # two workers, at most two cores + noise
     assert engine.as_workload(step) == Workload(step, 4 * step)
     assert set(engine.measure(1, "weak", repeat=1)) == {"weak"}
     with pytest.raises(ValueError, match="scaling must be one of"):
         engine.measure(2, ["sideways"])
+
+
+def test_effective_cores_come_from_the_slowdown_per_step_in_the_same_run() -> None:
+    alone = Measurement(1.0, (0.010,))
+    assert effective_cores(alone, Measurement(0.6, (0.010, 0.010))) == pytest.approx(2.0)
+    assert effective_cores(alone, Measurement(1.0, (0.020, 0.020))) == pytest.approx(1.0)  # one core
+    assert effective_cores(alone, Measurement(1.0, (0.015, 0.015, 0.015))) == pytest.approx(2.0)
+    assert math.isnan(Measurement(1.0, ()).parallel_step)

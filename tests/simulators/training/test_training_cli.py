@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from simulators.training.cli import main
 
 CONFIG = {"model": {"layers": 8, "hidden": 1024, "heads": 16, "seq_len": 512},
@@ -38,4 +40,6 @@ def test_bad_configs_exit_2_with_message(tmp_path, capsys) -> None:
     cfg.write_text(json.dumps({**CONFIG, "paralel": {}}))
     assert main(["--config", str(cfg)]) == 2
     assert "unknown config sections ['paralel']" in capsys.readouterr().err
-    assert main(["--config", str(tmp_path / "missing.json")]) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["--config", str(tmp_path / "missing.json")])
+    assert stop.value.code == 2 and "no such file" in capsys.readouterr().err

@@ -12,11 +12,13 @@ from simulators.training import Cluster, ParallelConfig, TransformerConfig, simu
 from simulators.training.bench import GPT3_175B
 from simulators.training.tensor_parallel import layer_timeline
 
-MEGATRON_TOLERANCE = 0.15  # the target; the calibrated model is within 4% on every row
+# the target; the model is within 4% on the tensor-parallel rows of Table 1 and 4-11% above
+# the rows with pipeline parallelism (chapter 7, section 8, discusses why)
+MEGATRON_TOLERANCE = 0.15
 
 
 def megatron_rows() -> list[dict[str, str]]:
-    text = read_text(data_path("reference/megatron_sc21_small.csv"))
+    text = read_text(data_path("reference/megatron_sc21_table1.csv"))
     return list(csv.DictReader(line for line in text.splitlines()
                                if not line.startswith("#")))
 
@@ -25,9 +27,9 @@ def megatron_rows() -> list[dict[str, str]]:
 def test_megatron_sc21_throughput(row: dict[str, str]) -> None:
     model = TransformerConfig(layers=int(row["layers"]), hidden=int(row["hidden"]),
                               heads=int(row["heads"]), seq_len=2048, vocab=51200)
-    tp = int(row["tensor_parallel"])
-    par = ParallelConfig(dp=int(row["gpus"]) // tp, tp=tp, global_batch=int(row["global_batch"]),
-                         recompute="full", overlap=False)
+    tp, pp = int(row["tensor_parallel"]), int(row["pipeline_parallel"])
+    par = ParallelConfig(dp=int(row["gpus"]) // (tp * pp), tp=tp, pp=pp,
+                         global_batch=int(row["global_batch"]), recompute="full", overlap=False)
     result = simulate(model, par)
     assert model.params / 1e9 == pytest.approx(float(row["params_billion"]), rel=0.05)
     published = float(row["achieved_tflops_per_gpu"]) * 1e12
