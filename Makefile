@@ -19,8 +19,9 @@ book: $(STAMP)  ## execute every chapter (cached while unchanged) and build the 
 	$(VENV)/bin/jupyter-book build . --config jupyter-book.yml --toc _toc.yml --warningiserror --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
+# --dist loadscope keeps each test module on one worker, so tests/test_book.py builds the book once.
 test: $(STAMP)  ## the whole suite: builds the book once (every chapter executed) and checks it in Chromium
-	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup --timeout 900 -q
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope --timeout 900 -q
 
 lab: $(STAMP)  ## JupyterLab on the chapters
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters --ServerApp.allow_root=True

@@ -61,10 +61,12 @@ def _seed(root: Tensor, gradient: Any) -> Tensor:
 
 
 def _accumulate_leaf(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
+    # Primitives, so an observer (the graph tracer) sees gradients as values; the tape records
+    # them only with create_graph.
     if leaf.grad is None:
-        leaf.grad = g if create_graph else Tensor(np.array(g.data, copy=True))
+        leaf.grad = g if create_graph else g.clone()
     else:
-        leaf.grad = leaf.grad + g if create_graph else Tensor(leaf.grad.data + g.data)
+        leaf.grad = leaf.grad + g
     for hook in leaf._hooks or ():
         hook(leaf)
 

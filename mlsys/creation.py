@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import random
+from .ops import nn as NN
 from .tensor import DEFAULT_DTYPE, Tensor
 
 
@@ -50,11 +50,11 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
 
 def rand(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from the global generator (``mlsys.manual_seed``)."""
-    data = random.generator().random(_shape(size)).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    out = NN.random_draw(shape=_shape(size), dtype=np.dtype(dtype), distribution="uniform")
+    return out.requires_grad_(True) if requires_grad else out
 
 
 def randn(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the global generator (``mlsys.manual_seed``)."""
-    data = random.generator().standard_normal(_shape(size)).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    out = NN.random_draw(shape=_shape(size), dtype=np.dtype(dtype), distribution="normal")
+    return out.requires_grad_(True) if requires_grad else out

@@ -25,7 +25,7 @@ from .ops import shape as S
 from .ops._rules import normalize_axes
 from .ops.registry import Primitive, Spec, set_dispatcher
 
-__all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer"]
+__all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer", "notify", "assign"]
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 
@@ -61,6 +61,38 @@ def add_observer(observer: Any) -> None:
 
 def remove_observer(observer: Any) -> None:
     _observers.remove(observer)
+
+
+def notify(event: str, *args: Any) -> None:
+    """Tell each observer that has a method named ``event`` about something other than a primitive
+    application. The graph tracer listens for ``created(t, source)`` (a tensor made from data, or
+    sharing ``source``'s), ``alias(out, of)`` (same values: detach, clone), ``concretize(t)`` (the
+    value goes to Python: item, tolist, numpy), ``assigned(target, value)``, ``reset_grad(t)``,
+    ``guard(key, read, what)`` and ``graph_break(what)``."""
+    for observer in _observers:
+        method = getattr(observer, event, None)
+        if method is not None:
+            method(*args)
+
+
+def assign(target: Tensor, value: Tensor, *, donate: bool = False) -> None:
+    """``target.data = value.data`` (a copy, cast to ``target``'s dtype), outside autodiff.
+
+    This is how optimizers and running statistics store new state; a traced program records it as
+    a state update (the graph returns the new value, the compiled function stores it).
+    ``donate=True`` hands ``value``'s buffer over without a copy (the caller never uses ``value``
+    again).
+    """
+    if not isinstance(target, Tensor) or not isinstance(value, Tensor):
+        raise TypeError(f"assign: expected two Tensors, got {type(target).__name__} and "
+                        f"{type(value).__name__}")
+    if target.shape != value.shape:
+        raise ValueError(f"assign: value of shape {value.shape} does not fit target of shape "
+                         f"{target.shape}")
+    notify("assigned", target, value)
+    data = value.data
+    owned = donate and data.base is None and data.flags.writeable and data.dtype == target.dtype
+    target.data = data if owned else np.array(data, dtype=target.dtype, copy=True)
 
 
 _spec_cache: dict[tuple, Spec] = {}
@@ -180,6 +212,7 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        source = data if isinstance(data, Tensor) and dtype is None else None
         if isinstance(data, Tensor):
             data = data.data
         array = np.asarray(data, dtype=dtype)
@@ -197,6 +230,8 @@ class Tensor:
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+        if _observers:
+            notify("created", self, source)
 
     # -- construction helpers -------------------------------------------------------------
     def new_constant(self, data: Any) -> Tensor:
@@ -248,15 +283,18 @@ class Tensor:
         """The data as a numpy array (refuses tensors that require grad, as PyTorch does)."""
         if self.requires_grad:
             raise RuntimeError("numpy(): this tensor requires grad; call .detach().numpy()")
+        notify("concretize", self)
         return self.data
 
     def item(self) -> float | int | bool:
         if self.data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert to a Python scalar, "
                              f"got shape {self.shape}")
+        notify("concretize", self)
         return self.data.item()
 
     def tolist(self) -> Any:
+        notify("concretize", self)
         return self.data.tolist()
 
     def __len__(self) -> int:
@@ -300,10 +338,15 @@ class Tensor:
         """The same data on the same device, cut from the graph."""
         out = Tensor(self.data)
         out.device = self.device
+        notify("alias", out, self)
         return out
 
     def clone(self) -> Tensor:
-        return Tensor(self.data.copy()) if not self.requires_grad else self * 1
+        if self.requires_grad:
+            return self * 1
+        out = Tensor(self.data.copy())
+        notify("alias", out, self)
+        return out
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
@@ -313,6 +356,8 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         self.data[...] = 0
+        if _observers:  # a traced program's later reads of self must see the zeros
+            notify("assigned", self, Tensor(np.zeros_like(self.data)))
         return self
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
@@ -521,12 +566,38 @@ class Tensor:
     broadcast_to = expand
 
     def __getitem__(self, key: Any) -> Tensor:
-        if isinstance(key, Tensor) and np.issubdtype(key.dtype, np.integer):
-            return S.take(self, key, axis=0)
         key = key if isinstance(key, tuple) else (key,)
+        tensors = [k for k in key if isinstance(k, Tensor)]
+        if tensors:
+            if (len(tensors) == 1 and np.issubdtype(tensors[0].dtype, np.integer)
+                    and all(isinstance(k, (Tensor, int, np.integer, slice)) or k is None
+                            or k is Ellipsis for k in key)):
+                return _take_along(self, key)
+            # a mask's result shape depends on its values, so no static graph can hold it
+            notify("graph_break", "indexing with a boolean mask or with several index arrays")
         key = tuple(k.data if isinstance(k, Tensor) else
                     np.asarray(k) if isinstance(k, list) else k for k in key)
         return S.getitem(self, index=S.Index(key))
+
+
+def _take_along(x: Tensor, key: tuple) -> Tensor:
+    """``x[key]`` for a key holding one integer Tensor: a static ``getitem`` for what precedes it,
+    ``take`` along its axis, a static ``getitem`` for what follows (numpy's placement of a single
+    advanced index), so the index stays a value of the program."""
+    at = next(i for i, k in enumerate(key) if isinstance(k, Tensor))
+    used = sum(0 if k is None or k is Ellipsis else 1 for k in key)
+    if Ellipsis in key[:at]:
+        e = key.index(Ellipsis)
+        key = key[:e] + (slice(None),) * (x.ndim - used) + key[e + 1:]
+        at += x.ndim - used - 1
+    before, idx, after = key[:at], key[at], key[at + 1:]
+    if before != (slice(None),) * len(before):
+        x = S.getitem(x, index=S.Index(before + (Ellipsis,)))
+    axis = sum(0 if isinstance(k, (int, np.integer)) else 1 for k in before)
+    out = S.take(x, idx, axis=axis)
+    if after:
+        out = S.getitem(out, index=S.Index((slice(None),) * (axis + idx.ndim) + after))
+    return out
 
 
 def _one_axis(dim: int, ndim: int, name: str) -> int:

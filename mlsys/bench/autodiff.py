@@ -61,7 +61,9 @@ def numpy_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Calla
     return step
 
 
-def torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Callable[[], None] | None:
+def torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, optimizer: str = "SGD",
+               **hyper: float) -> Callable[[], None] | None:
+    """PyTorch's eager step of the same MLP with ``torch.optim.<optimizer>`` (None without torch)."""
     try:
         import torch
     except ImportError:
@@ -74,7 +76,7 @@ def torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Calla
             lin.bias.copy_(b)
         layers += [lin, torch.nn.ReLU()] if i < len(tensors) // 2 - 1 else [lin]
     model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    opt = getattr(torch.optim, optimizer)(model.parameters(), **(hyper or {"lr": LR}))
     tx, ty = torch.tensor(x), torch.tensor(y)
 
     def step() -> None:
@@ -85,7 +87,7 @@ def torch_step(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Calla
     return step
 
 
-def _set_torch_threads(n: int) -> None:
+def set_torch_threads(n: int) -> None:
     try:
         import torch
     except ImportError:
@@ -130,7 +132,7 @@ def main(argv: list[str]) -> int:
         p.error(f"argument --batch: expected at most {available} (the digits training set), got "
                 f"{max(args.batch)}")
     with threadpool_limits(args.threads):
-        _set_torch_threads(args.threads)
+        set_torch_threads(args.threads)
         rows = [row for b in args.batch for row in run(b, args.hidden, args.repeat)]
     notes = [] if any(r["vs_pytorch"] for r in rows) else ["PyTorch is not installed: "
                                                             "pip install 'mlsys[bench]'"]

@@ -3,8 +3,13 @@
 ``launch(fn, world_size)`` or ``mlsys run -n N script.py`` start the processes; a
 :class:`ProcessGroup` offers send/recv and the collectives over shared memory (default) or MPI;
 every collective algorithm is a :class:`~mlsys.comm.schedules.Schedule` (data), the same one the
-simulators run on a modelled network. :class:`DistributedDataParallel` and
+simulators run on a modelled network, and the shared-memory transport also has a compiled,
+GIL-free all-reduce (:mod:`mlsys.comm.native`). :class:`DistributedDataParallel` and
 :func:`parameter_server` train models on top.
+
+Nothing hangs or leaks: ranks that make different calls raise :class:`MismatchError` naming the
+difference, a dead or exited rank makes the others raise :class:`CommAborted` at once, a silent
+one :class:`CommTimeout`; the launchers name the failing rank and their workers die with them.
 """
 
 from .ddp import DistributedDataParallel

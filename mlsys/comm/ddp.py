@@ -4,10 +4,12 @@ Parameters are grouped into *buckets* of about ``bucket_bytes`` in reverse regis
 which is roughly the order backward produces their gradients (Li et al., "PyTorch Distributed:
 Experiences on Accelerating Data Parallel Training", VLDB 2020). A post-accumulate-grad hook on
 every parameter notes when its gradient is ready; once all of a bucket's gradients are, the bucket
-is flattened and all-reduced (mean). With ``overlap=True`` a communication thread all-reduces
-ready buckets while backward is still computing the remaining gradients (numpy releases the
-GIL in its kernels); with ``overlap=False`` all buckets are reduced after the last gradient. Either
-way, when ``loss.backward()`` returns every rank holds the same, averaged ``.grad``.
+is flattened and all-reduced (mean). With ``overlap=True`` a communication thread all-reduces ready
+buckets while backward is still computing the remaining gradients: the shared-memory all-reduce is
+compiled and runs without the GIL, as numpy's kernels do, so the two proceed in parallel where a
+core is free; with ``overlap=False`` all buckets are reduced after the last gradient. Either way,
+when ``loss.backward()`` returns every rank holds the same, averaged ``.grad`` (a view of its
+reduced bucket: no copy back).
 """
 
 from __future__ import annotations

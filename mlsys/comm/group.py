@@ -105,7 +105,7 @@ class ProcessGroup:
     def all_reduce(self, x: Any, op: str = "sum", algorithm: str = "auto") -> Any:
         """Reduce ``x`` over all ranks, in place on every rank."""
         array = _array(x, "all_reduce")
-        if algorithm == "auto" and self.transport.native(array):
+        if algorithm == "auto" and self.transport.has_all_reduce(array):
             key = (array.dtype, array.shape, op)
             sig = self._native_signatures.get(key)
             if sig is None:

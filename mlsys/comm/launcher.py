@@ -64,9 +64,12 @@ def _limit_threads(world_size: int) -> None:
     threadpool_limits(threads_per_rank(world_size))
 
 
-def die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int, own_group: bool = False) -> None:
     """Have the kernel kill this process when its parent ``parent`` ends (Linux); exit now if
-    it already has. Safe to call between fork and exec."""
+    it already has. With ``own_group`` the process also leads a process group of its own, so
+    that a terminal's Ctrl-C reaches only the launcher. Safe to call between fork and exec."""
+    if own_group:
+        os.setpgid(0, 0)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
@@ -263,8 +266,8 @@ def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int
                 # each rank leads its own process group: Ctrl-C reaches the launcher, which
                 # stops the ranks and everything they started
                 procs.append(subprocess.Popen([sys.executable, *script], env=env, pass_fds=(fd,),
-                                              process_group=0,
-                                              preexec_fn=lambda: die_with_parent(me)))
+                                              stdin=subprocess.DEVNULL,
+                                              preexec_fn=lambda: die_with_parent(me, True)))
             os.close(fd)
             fd = -1
             return _watch(procs, segment)
@@ -365,7 +368,7 @@ def run_mpi(script: list[str], world_size: int, timeout: float = 60.0) -> int:
         cmd = [mpiexec_path(), "-n", str(world_size), sys.executable, "-m", "mlsys.comm.mpi_rank",
                marks, *script]
         proc = subprocess.Popen(cmd, env=_rank_env(world_size, timeout, MLSYS_BACKEND="mpi"),
-                                process_group=0)
+                                stdin=subprocess.DEVNULL, preexec_fn=os.setpgrp)
         try:
             with _sigterm_raises():
                 code = proc.wait()

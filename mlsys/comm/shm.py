@@ -106,7 +106,7 @@ def spin_ns(world_size: int) -> int:
     hand the core to another program for a whole time slice), short when ranks outnumber cores
     (the awaited rank may be waiting for this very core)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 1_000_000 if world_size <= (cores or 1) else 2_000
+    return 50_000 if world_size <= (cores or 1) else 2_000
 
 
 def _anonymous_file() -> int:
@@ -327,7 +327,7 @@ class SharedMemoryTransport(Transport):
         return exit_code(self.segment, peer)
 
     # -- the compiled collectives ----------------------------------------------------------
-    def native(self, array: np.ndarray) -> bool:
+    def has_all_reduce(self, array: np.ndarray) -> bool:
         """Whether :meth:`all_reduce` runs compiled for ``array``'s dtype."""
         return array.dtype in native.NATIVE_DTYPES
 

@@ -159,13 +159,13 @@ class Transport:
         :class:`MismatchError` naming the difference when some rank's differs."""
         raise NotImplementedError
 
-    def native(self, array: np.ndarray) -> bool:
-        """Whether this transport has its own compiled :meth:`all_reduce` for ``array``."""
+    def has_all_reduce(self, array: np.ndarray) -> bool:
+        """Whether this transport has its own (compiled) :meth:`all_reduce` for ``array``."""
         return False
 
     def all_reduce(self, flat: np.ndarray, op: str, signature: str) -> None:
         """The transport's own all-reduce (``op``: sum, mean, max or min) of a flat array, in
-        place (when :meth:`native`)."""
+        place (when :meth:`has_all_reduce`)."""
         raise NotImplementedError
 
     # shared --------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""``Dataset``, ``TensorDataset`` and a seeded ``DataLoader``, shaped like ``torch.utils.data``."""
+"""Map-style datasets shaped like ``torch.utils.data``: ``Dataset``, ``TensorDataset``, ``Subset``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,38 +51,24 @@ class Subset(Dataset):
         return self.dataset[self.indices[index]]
 
 
-class DataLoader:
-    """Batches of a dataset as Tensors, optionally shuffled with a seeded generator.
+class Transformed(Dataset):
+    """``dataset`` with ``transform`` applied to the first field of each example (the features).
 
-    Each epoch (each ``iter()``) draws a new permutation from the loader's own generator, so a run
-    is reproducible from ``seed`` alone.
+    The per-sample work a loader's worker processes exist for: decoding, augmentation, feature
+    extraction (torchvision's ``transform=`` argument). ``transform`` runs when an example is read,
+    in whichever process reads it.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, seed: int | None = 0) -> None:
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
-        self.dataset, self.batch_size = dataset, int(batch_size)
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self.generator = np.random.default_rng(seed)
+    def __init__(self, dataset: Dataset, transform: Callable[[Any], Any]) -> None:
+        if not callable(transform):
+            raise TypeError(f"Transformed: transform must be callable, got {transform!r}")
+        self.dataset, self.transform = dataset, transform
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return len(self.dataset)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            if self.drop_last and len(idx) < self.batch_size:
-                return
-            yield self._collate(idx)
-
-    def _collate(self, idx: np.ndarray) -> tuple[Tensor, ...]:
-        if isinstance(self.dataset, TensorDataset):
-            columns = self.dataset[idx]
-        else:
-            examples = [self.dataset[int(i)] for i in idx]
-            columns = tuple(np.stack(col) for col in zip(*examples))
-        return tuple(Tensor(np.ascontiguousarray(c)) for c in columns)
+    def __getitem__(self, index: int) -> Any:
+        example = self.dataset[index]
+        if isinstance(example, tuple):
+            return (self.transform(example[0]), *example[1:])
+        return self.transform(example)

@@ -294,6 +294,7 @@ class _Walker:
         self.analysis, self.follow_names = analysis, follow_names
         self.reach = _Reach()
         self.seen: set[int] = set()
+        self._values: dict[tuple[int, int], set[str]] = {}
         self.cell = 0
 
     def follow(self, binding: _Binding) -> None:
@@ -417,33 +418,39 @@ class _Walker:
         if any(_under(path, p) for p in OPAQUE_PATHS):
             self.reach.opaque.append(Use(path, self.cell, line))
 
-    def values(self, node: ast.AST, scope: _Scope, depth: int = 0) -> set[str]:
-        """The library paths ``node`` may evaluate to (empty when none is known)."""
-        if depth > 50:
-            return set()
+    def values(self, node: ast.AST, scope: _Scope) -> set[str]:
+        """The library paths ``node`` may evaluate to (empty when none is known); memoized, and a
+        value defined in terms of itself (``x = x.y`` in a loop) resolves to what is known."""
+        key = (id(node), id(scope))
+        if key not in self._values:
+            self._values[key] = set()  # while in progress: breaks cycles
+            self._values[key] = self._evaluate(node, scope)
+        return self._values[key]
+
+    def _evaluate(self, node: ast.AST, scope: _Scope) -> set[str]:
         if isinstance(node, ast.Name):
             out: set[str] = set()
             for binding in scope.lookup(node.id):
                 if binding.kind == "import":
                     out.add(binding.value)
-                elif binding.kind == "expr" and binding.value is not node:
-                    out |= self.values(binding.value, binding.scope, depth + 1)
+                elif binding.kind == "expr":
+                    out |= self.values(binding.value, binding.scope)
             return out
         if isinstance(node, ast.Attribute):
-            return {f"{p}.{node.attr}" for p in self.values(node.value, scope, depth + 1)}
+            return {f"{p}.{node.attr}" for p in self.values(node.value, scope)}
         if isinstance(node, ast.Subscript):
             key = node.slice
             text = repr(key.value) if isinstance(key, ast.Constant) else "..."
-            return {f"{p}[{text}]" for p in self.values(node.value, scope, depth + 1)}
+            return {f"{p}[{text}]" for p in self.values(node.value, scope)}
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                 node.func.id == "getattr" and len(node.args) >= 2 and _const_str(node.args[1]):
             name = _const_str(node.args[1])
-            return {f"{p}.{name}" for p in self.values(node.args[0], scope, depth + 1)}
+            return {f"{p}.{name}" for p in self.values(node.args[0], scope)}
         if isinstance(node, (ast.IfExp, ast.BoolOp)):
             parts = [node.body, node.orelse] if isinstance(node, ast.IfExp) else node.values
-            return set().union(*(self.values(p, scope, depth + 1) for p in parts))
+            return set().union(*(self.values(p, scope) for p in parts))
         if isinstance(node, ast.NamedExpr):
-            return self.values(node.value, scope, depth + 1)
+            return self.values(node.value, scope)
         return set()
 
 

@@ -78,9 +78,8 @@ def run_cell(shell: Any, source: str, timeout: float) -> dict:
     return {"error": None if error is None else describe(error)[:2000]}
 
 
-def call(namespace: dict, message: dict) -> dict:
+def call(namespace: dict, message: dict, codec: Codec) -> dict:
     name = message["name"]
-    codec = Codec(message.get("types", ()))
     fn = namespace.get(name)
     if fn is None:
         return {"error": f"NameError: {name!r} is not defined (did its cell run without errors?)"}
@@ -100,6 +99,7 @@ def call(namespace: dict, message: dict) -> dict:
 
 def serve(channel: Channel) -> None:
     shell = _shell()
+    codec: Codec | None = None  # one for the session: objects are sent once, then referred to
     channel.send(dumps({"ready": True}))
     while True:
         message = loads(channel.recv())
@@ -114,7 +114,8 @@ def serve(channel: Channel) -> None:
         elif op == "run":
             reply = run_cell(shell, message["source"], message["timeout"])
         elif op == "call":
-            reply = call(shell.user_ns, message)
+            codec = codec or Codec(message.get("types", ()), side=1)
+            reply = call(shell.user_ns, message, codec)
         else:
             reply = {"error": f"unknown request {op!r}"}
         channel.send(dumps(reply))

@@ -49,6 +49,7 @@ class Session:
         environment = {**KERNEL_ENV, **dict(env), "PYTHONPATH": os.pathsep.join(roots)}
         self.sandbox = Sandbox(kind, confinement, hide=hide, env=environment)
         self.confinement, self.files, self.types = confinement, dict(files), list(types)
+        self.codec = Codec(self.types, side=0)  # for the session: objects are sent once
         self.channel: Channel | None = None
         self.gone: str | None = None  # why the kernel is no longer usable
 
@@ -98,7 +99,7 @@ class Session:
 
         Raises :class:`LearnerError` for the learner's exceptions and for results the grader
         cannot take, :class:`KernelGone` when the kernel is not there to answer."""
-        codec = Codec(self.types)
+        codec = self.codec
         try:
             message = {"op": "call", "name": name, "args": codec.encode(list(args)),
                        "kwargs": codec.encode(dict(kwargs)), "types": self.types,

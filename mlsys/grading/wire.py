@@ -56,46 +56,74 @@ def _resolve(name: str) -> type:
 
 
 class Codec:
-    """Encodes and decodes one call's values, keeping the object memo of both directions.
+    """Encodes and decodes the values of a session, keeping the object memo of both directions.
 
-    ``types`` names the library classes allowed on the wire besides :data:`BUILTIN_TYPES`. Use one
-    codec per call: objects decoded from the arguments are recognised again in the result.
+    ``types`` names the library classes allowed on the wire besides :data:`BUILTIN_TYPES`. Each
+    side of a session keeps one codec for the whole session: an object is sent once and referred
+    to afterwards, and objects decoded from a call's arguments are recognised in its result. The
+    two sides number new objects apart (``side`` 0: even ids, 1: odd ids), and a message that
+    fails to encode or decode leaves the memo as it was, so the sides never disagree.
 
     A message is ``{"objects": [...], "value": tree}``: every library object is defined once in
     ``objects``, after the objects it refers to, and referenced as ``{"$r": id}`` elsewhere, so a
     deep graph (a chain of a thousand tensors) needs no deep recursion on either side.
     """
 
-    def __init__(self, types: Iterable[str] = ()) -> None:
+    def __init__(self, types: Iterable[str] = (), side: int = 0) -> None:
         self.allowed = {*BUILTIN_TYPES, *types}
         self._classes: dict[str, type] = {}
+        self._names: dict[type, str] = {}
         self._sent: dict[int, int] = {}   # id(object) -> wire id
         self._objects: dict[int, Any] = {}  # wire id -> object (keeps them alive, too)
+        self._next = side
+        self._staged_ids: dict[int, int] = {}
+        self._staged_objects: dict[int, Any] = {}
+
+    def _type_name(self, kind: type) -> str:
+        name = self._names.get(kind)
+        if name is None:
+            name = self._names[kind] = _name(kind)
+        return name
+
+    def _allowed(self, value: Any) -> bool:
+        return self._type_name(type(value)) in self.allowed
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, value: Any) -> dict:
         """``value`` as a JSON-able message; raises :class:`WireError` for anything not allowed."""
-        table: list[dict] = []
-        for obj in self._post_order(value):
-            key = len(self._objects)
-            fields = self._fields(obj)  # refers only to objects already in the table
-            self._sent[id(obj)] = key
-            self._objects[key] = obj
-            table.append({"$o": key, "type": _name(type(obj)),
-                          "f": {k: self._value(v) for k, v in fields.items()}})
-        return {"objects": table, "value": self._value(value)}
+        try:
+            table: list[dict] = []
+            for obj, fields in self._post_order(value):
+                key = self._next + 2 * len(table)
+                entry = {"$o": key, "type": self._type_name(type(obj)),
+                         "f": {k: self._value(v) for k, v in fields.items()}}
+                self._staged_ids[id(obj)] = key
+                self._staged_objects[key] = obj
+                table.append(entry)
+            message = {"objects": table, "value": self._value(value)}
+            self._sent.update(self._staged_ids)
+            self._objects.update(self._staged_objects)
+            self._next += 2 * len(table)
+            return message
+        finally:
+            self._staged_ids, self._staged_objects = {}, {}
 
-    def _post_order(self, value: Any) -> list[Any]:
-        """The library objects reachable from ``value`` and not sent yet, each after those it
-        refers to (an explicit stack: no recursion, whatever the depth)."""
-        order: list[Any] = []
+    def _known(self, obj: Any) -> int | None:
+        key = self._staged_ids.get(id(obj))
+        return self._sent.get(id(obj)) if key is None else key
+
+    def _post_order(self, value: Any) -> list[tuple[Any, dict]]:
+        """The library objects reachable from ``value`` and not sent yet, with their fields, each
+        after those it refers to (an explicit stack: no recursion, whatever the depth)."""
+        order: list[tuple[Any, dict]] = []
         state: dict[int, bool] = {}  # id -> finished
+        fields: dict[int, dict] = {}
         stack: list[tuple[Any, bool]] = [(o, False) for o in reversed(self._children(value))]
         while stack:
             obj, expanded = stack.pop()
             if expanded:
                 state[id(obj)] = True
-                order.append(obj)
+                order.append((obj, fields.pop(id(obj))))
                 continue
             if id(obj) in state or id(obj) in self._sent:
                 if state.get(id(obj)) is False:
@@ -103,8 +131,9 @@ class Codec:
                                     f"cannot be sent)")
                 continue
             state[id(obj)] = False
+            fields[id(obj)] = self._fields(obj)
             stack.append((obj, True))
-            stack += [(c, False) for c in reversed(self._children(self._fields(obj)))]
+            stack += [(c, False) for c in reversed(self._children(fields[id(obj)]))]
         return order
 
     def _children(self, value: Any) -> list[Any]:
@@ -115,7 +144,9 @@ class Codec:
             if depth > MAX_DEPTH:
                 raise WireError(f"data nested more than {MAX_DEPTH} levels deep")
             kind = type(item)
-            if _name(kind) in self.allowed:
+            if kind in (int, float, str, bool, np.ndarray) or item is None:
+                continue
+            if self._type_name(kind) in self.allowed:
                 found.append(item)
             elif kind in (list, tuple, set, frozenset):
                 stack += [(v, depth + 1) for v in item]
@@ -124,7 +155,7 @@ class Codec:
         return found[::-1]
 
     def _fields(self, obj: Any) -> dict:
-        if _name(type(obj)) == _TENSOR:
+        if self._type_name(type(obj)) == _TENSOR:
             return _tensor_fields(obj)
         if dataclasses.is_dataclass(obj):
             return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -155,11 +186,12 @@ class Codec:
                                for v in (value.start, value.stop, value.step)]}
         if value is Ellipsis:
             return {"$ellipsis": True}
-        name = _name(kind)
+        name = self._type_name(kind)
         if name in self.allowed:
-            if id(value) not in self._sent:
+            key = self._known(value)
+            if key is None:
                 raise WireError(f"a {name} was not put in the message's object table")
-            return {"$r": self._sent[id(value)]}
+            return {"$r": key}
         if kind is list:
             return [self._value(v, depth + 1) for v in value]
         if kind is tuple:
@@ -181,11 +213,17 @@ class Codec:
         """The values a message describes; raises :class:`WireError` for anything malformed."""
         if type(message) is not dict or set(message) != {"objects", "value"}:
             raise WireError("a message must hold 'objects' and 'value'")
-        for entry in _list(message["objects"]):
-            if type(entry) is not dict or set(entry) != {"$o", "type", "f"}:
-                raise WireError("malformed object entry")
-            self._decode_object(entry)
-        return self._decode(message["value"], 0)
+        try:
+            for entry in _list(message["objects"]):
+                if type(entry) is not dict or set(entry) != {"$o", "type", "f"}:
+                    raise WireError("malformed object entry")
+                self._decode_object(entry)
+            value = self._decode(message["value"], 0)
+            self._objects.update(self._staged_objects)
+            self._sent.update(self._staged_ids)
+            return value
+        finally:
+            self._staged_ids, self._staged_objects = {}, {}
 
     def _decode(self, tree: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:
@@ -240,6 +278,8 @@ class Codec:
             return Ellipsis
         if "$r" in tree:
             key = tree["$r"]
+            if type(key) is int and key in self._staged_objects:
+                return self._staged_objects[key]
             if type(key) is not int or key not in self._objects:
                 raise WireError(f"reference to unknown object {key!r}")
             return self._objects[key]
@@ -247,7 +287,8 @@ class Codec:
 
     def _decode_object(self, entry: dict) -> None:
         key, name, fields = entry["$o"], entry["type"], entry["f"]
-        if type(key) is not int or key in self._objects:
+        if type(key) is not int or key in self._objects or key in self._staged_objects or \
+                key % 2 == self._next % 2:
             raise WireError(f"object id {key!r} is invalid or used twice")
         if name not in self.allowed:
             raise WireError(f"type {name!r} may not cross to the grader")
@@ -261,8 +302,8 @@ class Codec:
             raise
         except Exception as error:  # the type's own validation rejects the values
             raise WireError(f"invalid {cls.__name__}: {type(error).__name__}: {error}") from None
-        self._objects[key] = obj
-        self._sent[id(obj)] = key
+        self._staged_objects[key] = obj
+        self._staged_ids[id(obj)] = key
 
 
 def _public_slots(cls: type) -> list[str]:

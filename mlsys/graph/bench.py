@@ -1,9 +1,10 @@
 """``mlsys bench compile``: the graph compiler measured against eager execution, in one run.
 
-Three tables: (1) eager vs compiled training step (time, and planned peak memory against naive
-allocation) for the MLP, an elementwise-heavy GELU MLP and the CNN; (2) a chain of elementwise
-ops run eagerly, as an unfused graph and fused into one Numba kernel (with the bytes each moves);
-(3) rematerialization: memory budget vs peak bytes, recomputed FLOPs and measured step time.
+Four tables: (1) eager vs compiled training step (time, and planned peak memory against naive
+allocation) for the MLP, an elementwise-heavy GELU MLP and the CNN; (2) the MLP's Adam step,
+eager, compiled and PyTorch's eager step, on one thread each; (3) a chain of elementwise ops run
+eagerly, as an unfused graph and fused into one Numba kernel (with the bytes each moves);
+(4) rematerialization: memory budget vs peak bytes, recomputed FLOPs and measured step time.
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .. import cliargs, models, nn
+from ..bench.autodiff import set_torch_threads, torch_step
 from ..bench.report import emit, time_side_by_side
 from ..data import load_digits
+from ..optim import Adam
 from ..random import manual_seed
 from ..tensor import Tensor
 from .compiler import CompiledFunction
 from .executor import Executable
 from .memory import peak_live_bytes, plan_memory
 from .passes import DEFAULT_PASSES, fuse_elementwise, optimize, rematerialize
-from .step import sgd_step
+from .step import TrainStep, sgd_step
 from .tracer import trace
 
 SPEEDUP_TARGET = 1.5
 MEMORY_TARGET = 0.30
+ADAM_BATCH = 128
 
 
 def gelu_mlp(width: int = 128) -> nn.Sequential:
@@ -60,6 +65,8 @@ def step_rows(quick: bool) -> list[dict[str, Any]]:
         x, y = _batch(batch // 4 if quick else batch, images)
         eager = sgd_step(model, lr=0.01)
         compiled = CompiledFunction(sgd_step(copy.deepcopy(model), lr=0.01))
+        for _ in range(3):  # trace (the first step makes the optimizer's state), compile kernels
+            compiled(x, y)
         t_eager, t_compiled = side_by_side([functools.partial(eager, x, y),
                                              functools.partial(compiled, x, y)], quick)
         graph = compiled.graph(x, y)
@@ -71,6 +78,31 @@ def step_rows(quick: bool) -> list[dict[str, Any]]:
                      "naive_KB": naive.naive_bytes / 1e3, "planned_KB": planned.planned_bytes / 1e3,
                      "memory_saving": 1 - planned.planned_bytes / naive.naive_bytes})
     return rows
+
+
+def adam_rows(quick: bool) -> list[dict[str, Any]]:
+    """The MLP's Adam step (lr 1e-3): mlsys eager, mlsys.compile and PyTorch eager (when
+    installed), from the same weights on the same batch, one thread each."""
+    manual_seed(0)
+    model = models.mlp()
+    x, y = _batch(ADAM_BATCH // 4 if quick else ADAM_BATCH, images=False)
+    twin = copy.deepcopy(model)
+    compiled = CompiledFunction(TrainStep(twin, Adam(twin.parameters(), lr=1e-3)))
+    calls = {"mlsys eager": functools.partial(TrainStep(model, Adam(model.parameters(), lr=1e-3)),
+                                              x, y),
+             "mlsys.compile": functools.partial(compiled, x, y)}
+    reference = torch_step([p.data.copy() for p in model.parameters()], x.data, y.data, "Adam",
+                           lr=1e-3)
+    if reference is not None:
+        calls["pytorch eager"] = reference
+    for _ in range(3):  # trace (the first step makes the optimizer's state), compile kernels
+        compiled(x, y)
+    with threadpool_limits(1):
+        set_torch_threads(1)
+        times = dict(zip(calls, side_by_side(list(calls.values()), quick)))
+    base = times.get("pytorch eager")
+    return [{"step": name, "batch": len(y), "step_us": 1e6 * t,
+             "vs_pytorch": t / base if base else None} for name, t in times.items()]
 
 
 CHAINS = {
@@ -125,6 +157,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat (a smoke test)")
     args = p.parse_args(argv)
     steps = step_rows(args.quick)
+    adam = adam_rows(args.quick)
+    compiled_adam = next(r for r in adam if r["step"] == "mlsys.compile")["vs_pytorch"]
     heavy = next(r for r in steps if r["model"] == "gelu_mlp")
     mlp = next(r for r in steps if r["model"] == "mlp")
     verdict = lambda ok: "met" if ok else "NOT met"
@@ -136,6 +170,10 @@ def main(argv: list[str]) -> int:
                  f"{mlp['memory_saving']:.0%}, {verdict(mlp['memory_saving'] >= MEMORY_TARGET)}",
                  "naive = one buffer per value of the traced step; planned = buffers after "
                  "optimization, liveness-based reuse and in-place fused kernels"]),
+        ("Adam training step of the MLP: eager, compiled, PyTorch eager (one thread each)", adam,
+         [f"target: compiled step faster than PyTorch's eager step at batch {ADAM_BATCH}: "
+          + ("PyTorch is not installed (pip install 'mlsys[bench]')" if compiled_adam is None
+             else f"{compiled_adam:.2f}x its time, {verdict(compiled_adam < 1.0)}")]),
         ("Elementwise chains: eager vs unfused graph vs fused kernel", fusion_rows(args.quick),
          ["MB_moved from the primitives' cost rules: fusion reads the input once and writes the "
           "result once", "the generated kernel evaluates tanh, sigmoid and exp one element at a time "

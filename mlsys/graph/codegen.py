@@ -121,8 +121,10 @@ _USES_TANH = {"tanh", "gelu", "gelu_grad"}
 
 
 def can_lower(node: Node) -> bool:
-    """Whether ``node`` is an elementwise primitive this module can emit."""
-    return node.fused is None and node.elementwise and node.op in SCALAR
+    """Whether ``node`` is an elementwise primitive this module can emit. float16 values stay on
+    the numpy reference path: Numba has no half-precision arithmetic on the CPU."""
+    return (node.fused is None and node.elementwise and node.op in SCALAR
+            and all(v.spec.dtype != np.float16 for v in (*node.inputs, node.out)))
 
 
 def _literal(value: np.ndarray) -> str:

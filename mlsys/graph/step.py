@@ -1,4 +1,9 @@
-"""A whole SGD training step written with Tensors, so that it can be traced as one graph."""
+"""A whole training step as one function of Tensors, so that it can be traced as one graph.
+
+The step calls the model, the loss, ``backward`` and the optimizer's ``step`` — the same update
+path as an eager loop (there is no second one here) — so ``mlsys.compile`` of it is a compiled
+training step.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +14,41 @@ import numpy as np
 from ..data import DataLoader
 from ..nn import Module
 from ..nn import functional as F
-from ..optim import rules
+from ..optim import SGD, Optimizer
 from ..tensor import Tensor
-from .tracer import assign
+
+
+class TrainStep:
+    """``step(x, y) -> loss``: forward, loss, ``backward``, ``optimizer.step()``, then
+    ``optimizer.zero_grad()`` (gradients do not outlive the step). Runs eagerly as it is, or
+    under :func:`mlsys.compile`."""
+
+    def __init__(self, model: Module, optimizer: Optimizer,
+                 loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> None:
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+
+    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss
+
+    @property
+    def state_names(self) -> dict[int, str]:
+        """Names for the tensors a traced step reads: parameters, buffers, optimizer state."""
+        names = {id(t): name for name, t in self.model.named_parameters()}
+        names.update({id(t): name for name, t in self.model.named_buffers()})
+        for name, p in self.model.named_parameters():
+            for key, t in self.optimizer.state.get(id(p), {}).items():
+                names[id(t)] = f"{key}.{name}"
+        return names
 
 
 def sgd_step(model: Module, lr: float, momentum: float = 0.0,
-             loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy
-             ) -> Callable[[Tensor, Tensor], Tensor]:
-    """``step(x, y) -> loss``: forward, loss, ``backward``, and the update of
-    :func:`mlsys.optim.rules.sgd` stored with :func:`assign` (runs eagerly as it is, or under
-    :func:`mlsys.compile`). Equivalent to ``mlsys.optim.SGD(model.parameters(), lr, momentum)``.
-    """
-    if lr < 0 or not 0.0 <= momentum < 1.0:
-        raise ValueError(f"sgd_step: need lr >= 0 and 0 <= momentum < 1, got lr={lr}, "
-                         f"momentum={momentum}")
-    named = list(model.named_parameters())
-    buffers = [Tensor(np.zeros_like(p.data)) for _, p in named] if momentum else None
-
-    def step(x: Tensor, y: Tensor) -> Tensor:
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        for k, (_, p) in enumerate(named):
-            new, buf = rules.sgd(p, p.grad, buffers[k] if buffers else None, lr=lr,
-                                 momentum=momentum)
-            assign(p, new)
-            if buffers:
-                assign(buffers[k], buf)
-            p.grad = None
-        return loss
-
-    step.state_names = {id(p): name for name, p in named}
-    if buffers:
-        step.state_names.update({id(b): f"momentum.{name}" for (name, _), b in zip(named, buffers)})
-    return step
+             loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> TrainStep:
+    """``TrainStep(model, SGD(model.parameters(), lr, momentum=momentum), loss_fn)``."""
+    return TrainStep(model, SGD(model.parameters(), lr=lr, momentum=momentum), loss_fn)
 
 
 def run_epochs(step: Callable[[Tensor, Tensor], Tensor], loader: DataLoader,

@@ -187,3 +187,22 @@ dropout_mask = register(Primitive(
     "dropout_mask", forward=_dropout_mask_forward, shape=_dropout_mask_shape,
     cost=lambda *, out, **p: Cost(out.size, out.nbytes), pure=False,
     doc="random keep-mask scaled by 1/(1-p) (impure: every call draws anew)"))
+
+
+_DRAWS = {"uniform": lambda gen, shape: gen.random(shape),
+          "normal": lambda gen, shape: gen.standard_normal(shape)}
+
+
+def _random_shape(*, shape, dtype, distribution: str) -> Spec:
+    if distribution not in _DRAWS:
+        raise ValueError(f"random: distribution must be one of {sorted(_DRAWS)}, got {distribution!r}")
+    return Spec(tuple(shape), np.dtype(dtype))
+
+
+random_draw = register(Primitive(
+    "random",
+    forward=lambda *, shape, dtype, distribution: _DRAWS[distribution](
+        random.generator(), shape).astype(dtype),
+    shape=_random_shape, cost=lambda *, out, **p: Cost(out.size, out.nbytes), pure=False,
+    doc="samples of `distribution` (uniform [0, 1) or standard normal) from the global generator "
+        "(impure: every call draws anew)"))

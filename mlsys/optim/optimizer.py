@@ -1,4 +1,14 @@
-"""Optimizers over parameter lists: SGD (momentum, Nesterov, weight decay), Adam and AdamW."""
+"""Optimizers over parameter lists: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
+
+There is one update path: ``step()`` applies the rules of :mod:`mlsys.optim.rules` to Tensors
+and stores parameters and state with :func:`mlsys.tensor.assign`. Run eagerly, that is the
+update; traced (``mlsys.compile`` of a function that calls ``step()``), the same operations
+become part of the graph and every compiled call repeats them. State lives in Tensors that keep
+their identity from step to step (a compiled step reads and writes them in place of Python
+numbers: Adam's step count is a Tensor, as in PyTorch's capturable Adam), and the
+hyperparameters and which state exists are guards of a compiled step (a new learning rate
+retraces).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..autograd import no_grad
+from ..nn.module import zero_grads
+from ..tensor import Tensor, assign, notify
 from . import rules
 
 
@@ -26,49 +38,95 @@ class Optimizer:
             merged = {**self.defaults, **hyper, **group, "params": list(group["params"])}
             self._validate(merged)
             self.param_groups.append(merged)
-        self.state: dict[int, dict[str, Any]] = {}
+        self.state: dict[int, dict[str, Tensor]] = {}
+        self._state_version = 0  # bumped when state tensors are made: a compiled step retraces
 
     def _validate(self, group: dict[str, Any]) -> None:
-        for p in group["params"]:
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: every parameter must be a Tensor that "
-                                f"requires grad, got {type(p).__name__}")
+        for p in group["params"]:  # frozen ones are welcome: they get no gradient, no update
+            if not isinstance(p, Tensor) or not p.is_leaf:
+                raise TypeError(f"{type(self).__name__}: every parameter must be a leaf Tensor, "
+                                f"got {type(p).__name__}")
         if group["lr"] < 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {group['lr']}")
 
+    def _params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        zero_grads(self._params(), set_to_none)
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
-        for group in self.param_groups:
-            hyper = {k: v for k, v in group.items() if k != "params"}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.setdefault(id(p), {})
-                p.data = np.asarray(self._update(p.data, p.grad.data, state, **hyper),
-                                    dtype=p.data.dtype)
+        """Update every parameter that has a gradient (``assign``: the same Tensor objects)."""
+        notify("guard", self, self._trace_guard, f"{type(self).__name__}'s hyperparameters or state")
+        with no_grad():
+            for group in self.param_groups:
+                hyper = {k: v for k, v in group.items() if k != "params"}
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, p.grad, self._state_of(p), **hyper)
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, **hyper: Any) -> np.ndarray:
+    def _state_of(self, p: Tensor) -> dict[str, Tensor]:
+        state = self.state.get(id(p))
+        if state is None:
+            state = self.state[id(p)] = self._init_state(p)
+            self._state_version += 1
+        return state
+
+    def _init_state(self, p: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    def _update(self, p: Tensor, grad: Tensor, state: dict[str, Tensor], **hyper: Any) -> None:
         raise NotImplementedError
 
+    def _trace_guard(self) -> tuple:
+        """What a traced ``step()`` depends on besides tensor values: the hyperparameters, the
+        parameters and which state exists."""
+        groups = tuple((tuple(map(id, g["params"])), tuple((k, v) for k, v in g.items()
+                                                          if k != "params"))
+                       for g in self.param_groups)
+        return self._state_version, id(self.state), len(self.state), groups
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every state Tensor, parameter by parameter (in ``param_groups`` order)."""
+        return [t for p in self._params() for t in self.state.get(id(p), {}).values()]
+
     def state_dict(self) -> dict[str, Any]:
-        index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
-        return {"state": {index[k]: dict(v) for k, v in self.state.items() if k in index},
+        """Hyperparameters and a numpy copy of the state, by parameter index."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        return {"state": {index[k]: {name: np.array(t.data, copy=True) for name, t in v.items()}
+                          for k, v in self.state.items() if k in index},
                 "param_groups": [{k: v for k, v in g.items() if k != "params"}
                                  for g in self.param_groups]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        params = [p for g in self.param_groups for p in g["params"]]
+        """Load hyperparameters and state; state tensors that exist keep their identity (a
+        compiled step reads the loaded values)."""
+        params = self._params()
         for group, saved in zip(self.param_groups, state_dict["param_groups"]):
             group.update(saved)
-        self.state = {id(params[i]): dict(v) for i, v in state_dict["state"].items()}
+        loaded: dict[int, dict[str, Tensor]] = {}
+        for i, saved in state_dict["state"].items():
+            own = self.state.get(id(params[i]), {})
+            loaded[id(params[i])] = {name: _store(own.get(name), value)
+                                     for name, value in saved.items()}
+        self.state = loaded
+        self._state_version += 1
+
+
+def _store(target: Tensor | None, value: Any) -> Tensor:
+    value = value if isinstance(value, Tensor) else Tensor(np.array(value, copy=True))
+    if target is None or target.shape != value.shape or target.dtype != value.dtype:
+        return Tensor(np.array(value.data, copy=True))
+    assign(target, value)
+    return target
+
+
+def _keep(state: dict[str, Tensor], name: str, value: Tensor) -> None:
+    """Store ``value`` as ``state[name]``: into the existing Tensor, or as a new one."""
+    if name in state:
+        assign(state[name], value, donate=True)
+    else:
+        state[name] = value.clone()
 
 
 class SGD(Optimizer):
@@ -80,13 +138,26 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 0.01, **hyper: Any) -> None:
         super().__init__(params, lr=lr, **hyper)
 
-    def _update(self, param, grad, state, **hyper):
-        new, state["momentum_buffer"] = rules.sgd(param, grad, state.get("momentum_buffer"), **hyper)
-        return new
+    def _validate(self, group: dict[str, Any]) -> None:
+        super()._validate(group)
+        if group["momentum"] < 0 or group["weight_decay"] < 0:
+            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got "
+                             f"{group['momentum']} and {group['weight_decay']}")
+
+    def _update(self, p, grad, state, **hyper):
+        new, buffer = rules.sgd(p, grad, state.get("momentum_buffer"), **hyper)
+        if buffer is not None:
+            _keep(state, "momentum_buffer", buffer)
+        assign(p, new, donate=True)
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba, 2015); weight decay is added to the gradient (L2)."""
+    """Adam (Kingma and Ba, 2015); weight decay is added to the gradient (L2).
+
+    The step count is a Tensor of the parameter's dtype and the bias corrections are computed
+    from it in that dtype (PyTorch's ``capturable=True``): a compiled step does not retrace as it
+    grows.
+    """
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     decoupled = False
@@ -94,15 +165,18 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, **hyper: Any) -> None:
         super().__init__(params, lr=lr, **hyper)
 
-    def _update(self, param, grad, state, *, lr, betas, eps, weight_decay):
-        if not state:
-            state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
-        state["step"] += 1
-        new, state["exp_avg"], state["exp_avg_sq"] = rules.adam(
-            param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], lr=lr,
-            beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
-            decoupled=self.decoupled)
-        return new
+    def _init_state(self, p: Tensor) -> dict[str, Tensor]:
+        zeros = lambda shape: Tensor(np.zeros(shape, dtype=p.dtype))  # noqa: E731
+        return {"step": zeros(()), "exp_avg": zeros(p.shape), "exp_avg_sq": zeros(p.shape)}
+
+    def _update(self, p, grad, state, *, lr, betas, eps, weight_decay):
+        step = state["step"] + 1.0
+        new, exp_avg, exp_avg_sq = rules.adam(
+            p, grad, state["exp_avg"], state["exp_avg_sq"], step, lr=lr, beta1=betas[0],
+            beta2=betas[1], eps=eps, weight_decay=weight_decay, decoupled=self.decoupled)
+        for name, value in (("step", step), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+            assign(state[name], value, donate=True)
+        assign(p, new, donate=True)
 
 
 class AdamW(Adam):

@@ -1,8 +1,8 @@
 """Update rules as pure functions of arrays.
 
-Written with arithmetic operators only, each rule runs on numpy arrays (the eager optimizers) and
-on Tensors (so a traced training step records the update into its graph): one definition, two
-executions.
+Written with arithmetic operators only. The optimizers apply them to Tensors, so that the same
+update runs eagerly and, traced, becomes part of a compiled step's graph; they run on numpy
+arrays too (``step`` may then be a Python number).
 """
 
 from __future__ import annotations

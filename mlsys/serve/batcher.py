@@ -20,11 +20,15 @@ from .metrics import ServerMetrics
 from .policy import BatchPolicy, QueueState, check_decision
 from .replicas import Replica, ReplicaError, ReplicaPool
 
-__all__ = ["QueueFull", "Batcher", "Timing"]
+__all__ = ["QueueFull", "PolicyError", "Batcher", "Timing"]
 
 
 class QueueFull(RuntimeError):
     """The batcher's queue holds ``max_queue`` requests already."""
+
+
+class PolicyError(RuntimeError):
+    """The batching policy raised or made an impossible decision; the waiting requests fail."""
 
 
 @dataclass(eq=False)
@@ -102,7 +106,7 @@ class Batcher:
         try:
             decision = check_decision(self.policy, state, self.policy.decide(state))
         except Exception as error:  # a broken policy fails the waiting requests, not the server
-            self._fail_waiting(error)
+            self._fail_waiting(PolicyError(f"batching policy failed: {type(error).__name__}: {error}"))
             return math.inf
         if not decision.size:
             return decision.wait

@@ -1,17 +1,18 @@
 """``mlsys bench serve``: the real server under load, batching settings side by side, and the int8
 matmul next to float32 BLAS.
 
-Every server setting runs in the same process tree, one after another, against the
-one-request-at-a-time baseline (one replica, batches of one, no waiting) measured first: closed-loop
-throughput and latency at a fixed number of requests in flight, then open-loop Poisson arrivals at
-a rate both can carry (half the baseline's capacity by default). Read the ``x_baseline`` ratios,
-not the absolute numbers: other work on the machine moves those.
+Every setting's server runs at the same time, next to the one-request-at-a-time baseline (one
+replica, batches of one, no waiting): closed-loop throughput and latency at a fixed number of
+requests in flight, the best of alternating rounds, then open-loop Poisson arrivals at a rate both
+can carry (half the baseline's capacity by default). Read the ``x_baseline`` ratios, not the
+absolute numbers: other work on the machine moves those.
 """
 
 from __future__ import annotations
 
 import itertools
 import tempfile
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -29,44 +30,45 @@ __all__ = ["serve_rows", "int8_rows", "main"]
 INT8_SHAPES = ((64, 64, 128), (64, 128, 128), (256, 1024, 1024))  # (n, k, m): (n, k) @ (k, m)
 
 
-def _run_setting(model: str, checkpoint: Path, replicas: int, batch: int, wait: float,
-                 concurrency: int, duration: float, rate: float | None) -> dict:
-    """Closed-loop, then open-loop rows of one setting; ``rate=None`` offers half of the
-    closed-loop throughput just measured."""
-    payloads = digit_payloads()
-    with ServerProcess(model, replicas=replicas, max_batch_size=batch, max_wait=wait,
-                       max_queue=max(1024, 4 * concurrency), checkpoint=checkpoint) as server:
-        closed_loop(server.url, concurrency, min(0.5, duration), model=model, payloads=payloads)  # warm-up
-        closed = closed_loop(server.url, concurrency, duration, model=model, payloads=payloads).summary()
-        row = {"replicas": replicas, "max_batch": batch, "max_wait_ms": wait * 1e3,
-               "closed_rps": closed["throughput_rps"], "closed_p50_ms": closed["p50_ms"],
-               "closed_p99_ms": closed["p99_ms"]}
-        rate = rate or 0.5 * closed["throughput_rps"]
-        opened = open_loop(server.url, rate, duration, model=model, payloads=payloads).summary()
-        row.update(open_rps=rate, open_p50_ms=opened["p50_ms"], open_p99_ms=opened["p99_ms"],
-                   open_rejected=opened["rejected_503"] + opened["errors"])
-    return row
-
-
 def serve_rows(model: str = "digits-mlp", replicas: tuple[int, ...] = (1, 2),
                batches: tuple[int, ...] = (1, 8, 32), waits: tuple[float, ...] = (0.002,),
                concurrency: int = 32, duration: float = 2.0, rate: float | None = None,
-               checkpoint: Path | None = None) -> list[dict]:
-    """The baseline and every (replicas, batch, wait) setting; ratios against the baseline."""
-    with tempfile.TemporaryDirectory() as tmp:
+               rounds: int = 3, checkpoint: Path | None = None) -> list[dict]:
+    """The baseline and every (replicas, batch, wait) setting; ratios against the baseline.
+
+    Every setting's server runs at once; closed-loop throughput is the best of ``rounds``
+    alternating runs of ``duration / rounds`` seconds (so a burst of other work on the machine
+    lands on every setting); then each gets ``duration`` seconds of open-loop Poisson load at
+    ``rate`` (default: half the baseline's closed-loop throughput).
+    """
+    settings = [("one at a time (baseline)", 1, 1, 0.0)]
+    settings += [(f"{r} replica(s), batch<={b}, wait {w * 1e3:g} ms", r, b, w)
+                 for r, b, w in itertools.product(replicas, batches, waits) if (r, b) != (1, 1)]
+    payloads = digit_payloads()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         checkpoint = checkpoint or models.save(models.train(model), Path(tmp) / f"{model}.npz")
-        base = _run_setting(model, checkpoint, 1, 1, 0.0, concurrency, duration, rate)
-        rate = base["open_rps"]
-        base["setting"] = "one at a time (baseline)"
-        rows = [base]
-        for r, b, w in itertools.product(replicas, batches, waits):
-            if (r, b) == (1, 1):
-                continue
-            row = _run_setting(model, checkpoint, r, b, w, concurrency, duration, rate)
-            row["setting"] = f"{r} replica(s), batch<={b}, wait {w * 1e3:g} ms"
-            rows.append(row)
-    for row in rows:
-        row["x_baseline"] = row["closed_rps"] / base["closed_rps"]
+        servers = [stack.enter_context(ServerProcess(
+            model, replicas=r, max_batch_size=b, max_wait=w, max_queue=max(1024, 4 * concurrency),
+            checkpoint=checkpoint)) for _, r, b, w in settings]
+        for server in servers:  # warm-up
+            closed_loop(server.url, concurrency, 0.2, model=model, payloads=payloads)
+        best: dict[int, dict] = {}
+        for _ in range(rounds):
+            for i, server in enumerate(servers):
+                run = closed_loop(server.url, concurrency, duration / rounds, model=model,
+                                  payloads=payloads).summary()
+                if i not in best or run["throughput_rps"] > best[i]["throughput_rps"]:
+                    best[i] = run
+        rate = rate or 0.5 * best[0]["throughput_rps"]
+        rows = []
+        for i, ((label, r, b, w), server) in enumerate(zip(settings, servers)):
+            opened = open_loop(server.url, rate, duration, model=model, payloads=payloads).summary()
+            rows.append({"setting": label, "replicas": r, "max_batch": b, "max_wait_ms": w * 1e3,
+                         "closed_rps": best[i]["throughput_rps"],
+                         "x_baseline": best[i]["throughput_rps"] / best[0]["throughput_rps"],
+                         "closed_p50_ms": best[i]["p50_ms"], "closed_p99_ms": best[i]["p99_ms"],
+                         "open_rps": rate, "open_p50_ms": opened["p50_ms"], "open_p99_ms": opened["p99_ms"],
+                         "open_rejected": opened["rejected_503"] + opened["errors"]})
     return rows
 
 
@@ -106,6 +108,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--duration", type=cliargs.positive_float, default=2.0, help="seconds per measurement")
     p.add_argument("--rate", type=cliargs.positive_float,
                    help="open-loop requests/s (default: half the baseline's closed-loop throughput)")
+    p.add_argument("--rounds", type=cliargs.positive_int, default=3,
+                   help="alternating closed-loop rounds per setting (default 3)")
     p.add_argument("--part", choices=["all", "server", "int8"], default="all")
     p.add_argument("--quick", action="store_true", help="one short sweep (for tests)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -115,7 +119,7 @@ def main(argv: list[str]) -> int:
     if args.part in ("all", "server"):
         rows = serve_rows(args.model, tuple(args.replicas), tuple(args.batch),
                           tuple(w / 1e3 for w in args.max_wait_ms), args.concurrency, args.duration,
-                          args.rate)
+                          args.rate, args.rounds)
         columns = ["setting", "closed_rps", "x_baseline", "closed_p50_ms", "closed_p99_ms", "open_rps",
                    "open_p50_ms", "open_p99_ms", "open_rejected"]
         print(emit(rows, as_json=args.json, columns=columns,

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -154,6 +156,17 @@ class _Client:
         self.idle.clear()
 
 
+def _run(coroutine: Coroutine[Any, Any, LoadResult]) -> LoadResult:
+    """Run ``coroutine`` to completion, on a thread of its own if this one already runs an event
+    loop (a Jupyter kernel does)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _infer_url(url: str, model: str) -> str:
     return f"{url.rstrip('/')}/v2/models/{model}/infer"
 
@@ -169,7 +182,7 @@ def open_loop(url: str, rate: float, duration: float, *, model: str = "digits-ml
         arrivals = poisson_arrivals(rate, count, seed)
         arrivals = arrivals[arrivals < duration]
     payloads = list(payloads or digit_payloads(seed=seed))
-    return asyncio.run(_open_loop(_infer_url(url, model), np.asarray(arrivals, float), payloads,
+    return _run(_open_loop(_infer_url(url, model), np.asarray(arrivals, float), payloads,
                                   rate, max_connections, timeout))
 
 
@@ -214,7 +227,7 @@ def closed_loop(url: str, concurrency: int, duration: float, *, model: str = "di
     if not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"closed_loop: duration must be a positive number of seconds, got {duration!r}")
     payloads = list(payloads or digit_payloads(seed=seed))
-    return asyncio.run(_closed_loop(_infer_url(url, model), concurrency, duration, payloads, timeout))
+    return _run(_closed_loop(_infer_url(url, model), concurrency, duration, payloads, timeout))
 
 
 async def _closed_loop(url: str, concurrency: int, duration: float, payloads: list[bytes],

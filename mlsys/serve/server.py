@@ -37,7 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import models
-from .batcher import Batcher, QueueFull, Timing
+from .batcher import Batcher, PolicyError, QueueFull, Timing
 from .metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from .policy import BatchPolicy, MaxSizeMaxWait
 from .protocol import INPUT_NAME, BadRequest, encode_infer_response, parse_infer_request
@@ -150,7 +150,7 @@ def create_app(config: ServeConfig, checkpoint: str | Path) -> Starlette:
             response = _json({"error": error.reason}, error.status)
         except QueueFull as error:
             response = _json({"error": str(error)}, 503, {"Retry-After": "1"})
-        except ReplicaError as error:
+        except (ReplicaError, PolicyError) as error:
             response = _json({"error": str(error)}, 500)
         metrics.requests.labels(str(response.status_code)).inc()
         metrics.latency.observe(time.perf_counter() - start)

@@ -30,6 +30,7 @@ import numpy as np
 import simpy
 
 from ..core.hardware import GPU, gpu
+from ..core.recorder import Recorder
 
 __all__ = ["TransformerShape", "LLMS", "llm", "DTYPE_BYTES", "decode_step_time", "prefill_time",
            "kv_capacity_tokens", "LLMRequests", "synthetic_requests", "LLMResult", "simulate_llm"]
@@ -198,6 +199,15 @@ class LLMResult:
                 "mean_batch": float(np.average(it[:, 2], weights=it[:, 1] - it[:, 0])),
                 "kv_used_of_held": float(it[:, 3].sum() / max(it[:, 4].sum(), 1)),
                 "preemptions": self.preemptions}
+
+
+    def to_recorder(self, limit: int = 5000) -> Recorder:
+        """The first ``limit`` engine iterations as spans (for timelines and Perfetto)."""
+        recorder = Recorder()
+        for start, end, running, used, held in self.iterations[:limit]:
+            recorder.record(f"step, batch {int(running)}", "gpu", start, end, category="iteration",
+                            group="replica", batch=int(running), kv_tokens=int(used), kv_held=int(held))
+        return recorder
 
 
 @dataclass(eq=False)

@@ -37,21 +37,29 @@ _EPS = 1e-9  # seconds: times closer than this are simultaneous
 
 @dataclass(frozen=True)
 class Autoscaler:
-    """Add a replica when the queue holds more than ``scale_up_queue`` requests per active
-    replica, remove an idle one when it holds none; checked every ``interval`` seconds. A new
-    replica serves after ``startup_delay`` seconds (loading the model)."""
+    """Checked every ``interval`` seconds: add a replica when the queue holds more than
+    ``scale_up_queue`` requests per active replica; remove an idle one when the queue is empty,
+    the replicas were busy less than ``scale_down_utilization`` of the last interval, and no
+    replica was added or removed for ``cooldown`` seconds (without it, a queue that empties for a
+    moment during a surge would shed the replicas the surge needs: Kubernetes' autoscaler waits
+    five minutes by default). A new replica serves after ``startup_delay`` seconds."""
 
     min_replicas: int = 1
     max_replicas: int = 8
     interval: float = 1.0
     startup_delay: float = 10.0
     scale_up_queue: float = 4.0
+    scale_down_utilization: float = 0.5
+    cooldown: float = 30.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError(f"Autoscaler: need 1 <= min_replicas <= max_replicas, got "
                              f"{self.min_replicas}, {self.max_replicas}")
-        for name in ("interval", "startup_delay", "scale_up_queue"):
+        if not 0 <= self.scale_down_utilization <= 1:
+            raise ValueError(f"Autoscaler: scale_down_utilization must be in [0, 1], "
+                             f"got {self.scale_down_utilization!r}")
+        for name in ("interval", "startup_delay", "scale_up_queue", "cooldown"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0) or (name == "interval" and value == 0):
                 raise ValueError(f"Autoscaler: {name} must be a finite number >= 0 "
@@ -198,6 +206,8 @@ class _Run:
         self.head = self.tail = self.next = 0
         self.replicas = _Replicas(replicas)
         self.starting = 0
+        self.last_scaled = -math.inf  # when a replica was last requested, added or removed
+        self.busy = 0.0
         self.batches: list[tuple[float, float, int, int]] = []
         self.replica_series = [(0.0, replicas)]
         self.wakeups = 0
@@ -257,27 +267,36 @@ class _Run:
         self.dispatch[ids] = now
         self.done[ids] = now + seconds
         self.head += size
+        self.busy += seconds  # replica-seconds of work handed out (for the autoscaler)
         self.replicas.free_at[replica] = now + seconds
         self.batches.append((now, now + seconds, size, replica))
 
     def _scale(self, scaler: Autoscaler):
         env, n = self.env, len(self.reach)
+        busy_before = 0.0
         while self.next < n or self.tail > self.head:
             yield env.timeout(scaler.interval)
             self._admit(env.now + _EPS)
             active, waiting = self.replicas.active, self.tail - self.head
+            utilization = (self.busy - busy_before) / (active * scaler.interval)
+            busy_before = self.busy
             if waiting > scaler.scale_up_queue * active and active + self.starting < scaler.max_replicas:
                 self.starting += 1
+                self.last_scaled = env.now
                 env.process(self._start_replica(scaler.startup_delay))
-            elif waiting == 0 and active > scaler.min_replicas and not self.starting:
+            elif (waiting == 0 and active > scaler.min_replicas and not self.starting
+                  and utilization < scaler.scale_down_utilization
+                  and env.now - self.last_scaled >= scaler.cooldown):
                 idle = self.replicas.idle(env.now + _EPS)
                 if idle:
                     self.replicas.retire(idle[-1])
+                    self.last_scaled = env.now
                     self.replica_series.append((env.now, self.replicas.active))
 
     def _start_replica(self, delay: float):
         yield self.env.timeout(delay)
         self.starting -= 1
+        self.last_scaled = self.env.now
         self.replicas.add(self.env.now)
         self.replica_series.append((self.env.now, self.replicas.active))
         if self.batcher.is_alive and self.batcher.target is not None:

@@ -101,9 +101,9 @@ def compare_with_server(model: str = "digits-mlp", replicas: int = 1, max_batch_
     engine = measure_engine(model, sizes, samples=30, checkpoint=checkpoint)
     with ServerProcess(model, replicas=replicas, max_batch_size=max_batch_size, max_wait=max_wait,
                        checkpoint=checkpoint) as server:
-        capacity = closed_loop(server.url, 8 * max_batch_size * replicas, 1.5,
+        capacity = closed_loop(server.url, 8 * max_batch_size * replicas, 1.0,
                                model=model).summary()["throughput_rps"]
-        single = closed_loop(server.url, 1, 1.0, model=model)
+        single = closed_loop(server.url, 1, 0.5, model=model)
         run = open_loop(server.url, load * capacity, duration, model=model, seed=seed)
     arrivals, outside, real = replay_inputs(run)
     calibrated = simulate(arrivals, policy, served_service_times(run, engine.curve), replicas,

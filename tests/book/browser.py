@@ -77,7 +77,8 @@ def chromium_executable() -> str | None:
 
 @contextmanager
 def chromium() -> Iterator[object]:
-    """A headless Chromium (Playwright ``Browser``) with a fresh profile, closed on exit."""
+    """A Playwright ``BrowserContext`` on headless Debian Chromium with a fresh profile, offline, every
+    request for anything but a local resource aborted; closed on exit."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="mlsys-chromium-") as profile, sync_playwright() as playwright:
@@ -85,7 +86,7 @@ def chromium() -> Iterator[object]:
             profile, executable_path=chromium_executable(), headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": 1280, "height": 900}, offline=True)
         try:
-            context.route(re.compile(r"^(?!file:|data:|blob:|about:)"), lambda route: route.abort())
+            context.route(re.compile(f"^(?!{'|'.join(LOCAL_SCHEMES)})"), lambda route: route.abort())
             yield context
         finally:
             context.close()

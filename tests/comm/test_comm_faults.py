@@ -30,7 +30,10 @@ MLSYS = [sys.executable, "-m", "mlsys.cli"]
 
 
 def segments() -> set[str]:
-    return {p.name for p in SHM_DIR.iterdir()} if SHM_DIR.is_dir() else set()
+    """What this code or MPICH could leave in /dev/shm (other programs' files are theirs)."""
+    if not SHM_DIR.is_dir():
+        return set()
+    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(("mlsys", "mpich_shm_"))}
 
 
 def alive(pid: int) -> bool:

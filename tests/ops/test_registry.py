@@ -53,6 +53,7 @@ EXAMPLES = {
     "fold2d": ((a(2, 27, 9),), {"input_size": (5, 5), "kernel_size": (3, 3), "stride": (2, 1),
                                 "padding": (1, 0)}),
     "dropout_mask": ((), {"shape": (3, 4), "p": 0.25, "dtype": np.dtype(f32)}),
+    "random": ((), {"shape": (3, 4), "dtype": np.dtype(f32), "distribution": "normal"}),
 }
 
 

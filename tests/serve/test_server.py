@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlsys.data import load_digits
 from mlsys.serve import ServerProcess, models, open_loop
+from mlsys.serve.policy import BatchPolicy, Decision, QueueState, dispatch
 from mlsys.serve.protocol import encode_infer_request
+from mlsys.serve.server import ServeConfig, create_app
 
 MODEL = "digits-mlp"
 
@@ -156,3 +161,33 @@ def test_overload_gets_503_with_a_bounded_queue_and_ctrl_c_stops_cleanly(checkpo
     assert "Traceback" not in small.stderr and "stopped" in small.stderr
     for pid in replicas:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+class _Broken(BatchPolicy):
+    name, max_batch_size = "broken", 4
+
+    def decide(self, state: QueueState) -> Decision:
+        return dispatch(state.waiting + 1)  # more than are waiting
+
+
+def test_a_broken_policy_fails_its_requests_with_a_500_and_the_server_lives_on(checkpoint: Path) -> None:
+    app = create_app(ServeConfig(MODEL, policy=_Broken()), checkpoint)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()  # in-process, so the policy object is ours; a real replica process serves
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        status, payload, _ = call(f"{url}/v2/models/{MODEL}/infer", encode_infer_request(np.zeros((1, 64))))
+        assert status == 500 and "batching policy failed" in payload["error"]
+        assert call(f"{url}/v2/health/ready")[0] == 200
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+    assert not thread.is_alive()

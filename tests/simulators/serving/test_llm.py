@@ -63,6 +63,7 @@ def test_every_request_finishes_once_after_its_first_token(runs: dict) -> None:
         assert (result.first_token >= result.requests.arrival).all()
         assert (result.finish >= result.first_token).all()
         assert (result.iterations[:, 4] <= result.capacity_tokens).all()  # never over memory
+        assert len(result.to_recorder(limit=50)) == 50
 
 
 def test_continuous_batching_and_paging_raise_throughput_and_cut_waiting(runs: dict) -> None:

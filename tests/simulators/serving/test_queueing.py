@@ -90,6 +90,9 @@ def test_batches_fill_or_leave_at_the_deadline() -> None:
     np.testing.assert_allclose(result.batches[:, :3], [[0.003, 0.008, 4], [0.014, 0.019, 1],
                                                       [0.030, 0.035, 1]])
     np.testing.assert_allclose(result.latency, [0.008, 0.007, 0.006, 0.005, 0.015, 0.015])
+    trace = result.to_recorder().to_chrome_trace()
+    assert [e["name"] for e in trace["traceEvents"] if e["ph"] == "X"] == ["batch of 4", "batch of 1",
+                                                                          "batch of 1"]
 
 
 def test_batches_grow_while_replicas_are_busy_and_pay_off_in_throughput() -> None:
