@@ -209,17 +209,6 @@ def _ddp_worker(group, hidden: int, depth: int, batch: int, steps: int,  # noqa:
     mlsys.manual_seed(group.rank)
     x = mlsys.randn(batch, 64)
     y = mlsys.tensor(np.arange(batch) % 10)
-    slowest = lambda t: float(group.all_reduce(np.array([t]), op="max")[0])  # noqa: E731
-
-    def timed(step: Callable[[], None]) -> float:
-        step()
-        group.barrier()
-        best = float("inf")
-        for _ in range(steps):
-            start = time.perf_counter()
-            step()
-            best = min(best, time.perf_counter() - start)
-        return slowest(best)
 
     def ddp(overlap: bool) -> tuple[DistributedDataParallel, Callable[[], None]]:
         model = DistributedDataParallel(models.mlp(hidden=hidden, depth=depth), group,
@@ -232,20 +221,31 @@ def _ddp_worker(group, hidden: int, depth: int, batch: int, steps: int,  # noqa:
 
         return model, step
 
-    model, step = ddp(overlap=False)
-    with model.no_sync():
-        compute = timed(step)
-    step()
-    flats = [flatten([p.grad.data for p in bucket]) for bucket in model.buckets]
-    found = {"compute": compute, "buckets": len(flats),
-             "grad_MB": sum(f.nbytes for f in flats) / 1e6,
-             "comm": timed(lambda: [group.all_reduce(f, op="mean") for f in flats]),
-             "no_overlap": timed(step)}
-    model.close()
-    model, step = ddp(overlap=True)
-    found["overlap"] = timed(step)
-    model.close()
-    return found
+    plain, plain_step = ddp(overlap=False)
+    overlapped, overlapped_step = ddp(overlap=True)
+    plain_step()
+    flats = [flatten([p.grad.data for p in bucket]) for bucket in plain.buckets]
+
+    def compute() -> None:
+        with plain.no_sync():
+            plain_step()
+
+    variants = {"compute": compute, "comm": lambda: [group.all_reduce(f, op="mean") for f in flats],
+                "no_overlap": plain_step, "overlap": overlapped_step}
+    best = dict.fromkeys(variants, float("inf"))
+    for step in variants.values():  # warm-up
+        step()
+    for _ in range(steps):  # the variants alternate, so a burst of load lands on all of them
+        for name, step in variants.items():
+            group.barrier()
+            start = time.perf_counter()
+            step()
+            best[name] = min(best[name], time.perf_counter() - start)
+    plain.close()
+    overlapped.close()
+    found: dict[str, Any] = {name: float(group.all_reduce(np.array([t]), op="max")[0])
+                             for name, t in best.items()}
+    return {**found, "buckets": len(flats), "grad_MB": sum(f.nbytes for f in flats) / 1e6}
 
 
 def ddp_rows(world_sizes: Sequence[int], hidden: int, depth: int, batch: int, steps: int,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cliargs
+from . import native
 from .errors import CommAborted, CommError, WorkerError
 from .group import ProcessGroup, set_default_group
 from .shm import (
@@ -143,6 +144,7 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
     if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
         raise ValueError(f"launch: world_size must be a positive integer, got {world_size!r}")
     check_timeout(timeout)
+    native.warm_up()
     fd = create_segment(world_size, slots, slot_bytes)
     try:
         segment = map_segment(fd)

@@ -231,3 +231,15 @@ def all_reduce(buf, boxes, control, rank, seq, fingerprint, op, scale, small,  #
 
 
 NATIVE_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64", "int32", "int64"))
+
+
+def warm_up(dtypes: tuple[str, ...] = ("float32", "float64")) -> None:
+    """Load the compiled kernels (compiling them on a first run) for ``dtypes`` now, in one
+    process, so that workers forked from it start with them instead of each loading its own."""
+    control = np.zeros(LINES + LINE_WORDS, np.int64)
+    control[WORLD] = 1
+    state = np.zeros(3, np.int64)
+    sync(control, 0, 1, 0, 1 << 62, False)
+    for dtype in dtypes:
+        buf, boxes = np.ones(4, dtype), np.zeros((2, 2, 8), dtype)
+        all_reduce(buf, boxes, control, 0, 1, 0, 0, 1.0, True, state, 1 << 62, False)

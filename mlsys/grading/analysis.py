@@ -8,8 +8,9 @@ Two questions, answered statically over the cells that run in the learner's kern
   subscripts and ``getattr`` with constant names, other functions and classes of the notebook
   (wrappers), decorators, default values, nested functions. Every library path it reaches is
   compared with the task's forbidden patterns: ``pkg.module.name`` prefixes (matched on the
-  path as written and on where the object really lives, so re-exports do not hide it) and
-  ``.attr`` method names (``.backward`` matches ``loss.backward()``). Dynamic lookups the
+  path as written and on where the object really lives, so re-exports do not hide it),
+  ``.attr`` method names (``.backward`` matches ``loss.backward()``) and ``notebook.name`` for
+  helpers the lab's own instructor cells define (a test's measuring helper, say). Dynamic lookups the
   analysis cannot follow (``eval``, ``exec``, ``__import__``, ``importlib``, ``getattr`` with a
   computed name, ``globals()``, ``sys.modules``, frames, ``gc``, ``ctypes``, dunder attributes)
   count against the task too: a grade cannot rest on code the grader cannot read.
@@ -44,6 +45,8 @@ PLAIN_DUNDERS = {"__init__", "__name__", "__qualname__", "__doc__", "__version__
                  "__call__", "__enter__", "__exit__", "__iter__", "__next__", "__getitem__"}
 #: Packages whose modules the analysis may import to find where an object really lives.
 LIBRARIES = ("mlsys", "simulators")
+#: The path prefix of names the instructor's cells define (``notebook.helper`` in a forbid list).
+NOTEBOOK = "notebook"
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,8 @@ class _Walker:
                     self.reach.opaque.append(Use(f"{sub.id}", self.cell, line))
                 for path in self.values(sub, scope):
                     self._path(path, line)
+                if any(b.trusted and b.kind in ("def", "expr") for b in bindings):
+                    self._path(f"{NOTEBOOK}.{sub.id}", line)  # an instructor's helper
                 if self.follow_names:
                     for binding in bindings:
                         if binding.kind in ("def", "expr"):

@@ -76,11 +76,12 @@ def prepare_checkpoint(model: str, path: str | Path | None = None, epochs: int |
     """
     if path is not None and Path(path).is_file():
         return Path(path)
+    model_weights = models.train(model, epochs=epochs)
     if path is None:
         handle, name = tempfile.mkstemp(prefix=f"mlsys-{model}-", suffix=".npz")
         os.close(handle)
         path = name
-    return models.save(models.train(model, epochs=epochs), path)
+    return models.save(model_weights, path)
 
 
 def server_timing(timing: Timing) -> str:
@@ -211,26 +212,28 @@ def run_server(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
     except OSError as error:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    temporary = checkpoint is None
-    path = prepare_checkpoint(config.model, checkpoint)
-    bound = sock.getsockname()[1]
-    banner = (f"mlsys serve: {config.model} on http://{host}:{bound} ({config.replicas} "
-              f"replica(s), {config.policy.name}, queue {config.max_queue}); Ctrl-C stops")
-    app = create_app(config, path)
-    server = _AnnouncingServer(uvicorn.Config(app, log_level="warning", access_log=False,
-                                              timeout_graceful_shutdown=10), banner)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: let that end
-    # here (KeyboardInterrupt, or a no-op for SIGTERM) so the clean-up below still runs.
+    path: Path | None = None
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: None) if in_main else None
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
     try:
+        path = prepare_checkpoint(config.model, checkpoint)
+        bound = sock.getsockname()[1]
+        banner = (f"mlsys serve: {config.model} on http://{host}:{bound} ({config.replicas} "
+                  f"replica(s), {config.policy.name}, queue {config.max_queue}); Ctrl-C stops")
+        server = _AnnouncingServer(uvicorn.Config(create_app(config, path), log_level="warning",
+                                                  access_log=False, timeout_graceful_shutdown=10),
+                                   banner)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: let that
+        # end here (KeyboardInterrupt, or a no-op for SIGTERM) so the clean-up below still runs.
+        if in_main:
+            signal.signal(signal.SIGTERM, lambda *_: None)
         server.run(sockets=[sock])
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, during training or after serving
         pass
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
         sock.close()
-        if temporary:
+        if checkpoint is None and path is not None:
             path.unlink(missing_ok=True)
     print("mlsys serve: stopped", file=sys.stderr, flush=True)
