@@ -48,6 +48,8 @@ from .transport import check_timeout
 GRACE_SECONDS = 2.0  # how long other ranks get to notice an abort before they are terminated
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1
+# looked up now, not between fork and exec (where another thread may hold the loader's lock)
+_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 
 def threads_per_rank(world_size: int) -> int:
@@ -71,8 +73,8 @@ def die_with_parent(parent: int, own_group: bool = False) -> None:
     that a terminal's Ctrl-C reaches only the launcher. Safe to call between fork and exec."""
     if own_group:
         os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 

@@ -1,9 +1,10 @@
 """The MPI transport: the same requests over mpi4py, so programs run under ``mpiexec``.
 
 Each message is a fixed-size header (the meta string, checked like the shared-memory transport
-does) followed by the payload; MPI's non-overtaking rule keeps the two paired per sender. Under
-``mlsys run --backend mpi`` (``python -m mpi4py``) a rank that raises aborts the whole job; a rank
-that hangs makes its peers raise ``CommTimeout``.
+does) followed by the payload; MPI's non-overtaking rule keeps the two paired per sender. Every
+collective first checks with a non-blocking all-gather that all ranks made the same call. Under
+``mlsys run --backend mpi`` (each rank through :mod:`mlsys.comm.mpi_rank`) a rank that raises
+aborts the whole job; a rank that hangs makes its peers raise ``CommTimeout``.
 """
 
 from __future__ import annotations

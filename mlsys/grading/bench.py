@@ -2,9 +2,10 @@
 
 Builds a folder of ``--n`` submissions of a lab (the reference, the student version and partly
 solved ones, in turn) and grades the same folder three ways in one run: ``mlsys lab grade`` with
-one worker, with ``--jobs`` workers, and nbgrader's ``autograde`` (one submission after another,
-as nbgrader does), when nbgrader is installed. Every way starts one kernel per submission; the
-ratio column is throughput relative to nbgrader (or to one worker without it).
+one worker, with ``--jobs`` workers (each submission's kernel in its own sandbox, its tests in the
+grader), and nbgrader's ``autograde`` (one submission after another, tests inside the learner's
+kernel, as nbgrader does), when nbgrader is installed. Every way starts one kernel per
+submission; the ratio column is throughput relative to nbgrader (or to one worker without it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from mlsys import cliargs
 from mlsys.bench.report import emit
 
-from . import batch, labs, notebook, runner
+from . import batch, labs, notebook, runner, sandbox
 
 
 def make_submissions(lab: labs.Lab, n: int, folder: Path) -> list[tuple[str, Path]]:
@@ -48,8 +49,9 @@ def _place(folder: Path, student: str, lab: labs.Lab) -> Path:
     return path
 
 
-def _ours(lab: labs.Lab, subs: list[tuple[str, Path]], jobs: int) -> tuple[float, float]:
-    limits = runner.Limits.for_lab(lab)
+def _ours(lab: labs.Lab, subs: list[tuple[str, Path]], jobs: int,
+          kind: str) -> tuple[float, float]:
+    limits = runner.Limits.for_lab(lab, sandbox_kind=kind)
     start = time.perf_counter()
     reports = batch.grade_all(lab, subs, limits, jobs=jobs, progress=False)
     return time.perf_counter() - start, sum(r.score for r in reports)
@@ -88,18 +90,19 @@ def _nbgrader(lab: labs.Lab, course: Path, students: list[str]) -> tuple[float, 
 
 
 def run(lab_name: str = "autodiff", n: int = 50, jobs: int | None = None,
-        with_nbgrader: bool = True) -> list[dict[str, Any]]:
+        with_nbgrader: bool = True, sandbox_kind: str = "auto") -> list[dict[str, Any]]:
     """Grade ``n`` generated submissions each way; one row per way."""
     lab = labs.get(lab_name)
     jobs = jobs or min(4, os.cpu_count() or 1)
+    kind = sandbox.choose(sandbox_kind)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlsys-bench-grading-") as tmp:
         course = Path(tmp) / "course"
         subs = make_submissions(lab, n, course / "submitted")
         batch.warm_up()
-        for label, workers in (("mlsys lab grade --jobs 1", 1), (f"mlsys lab grade --jobs {jobs}",
-                                                                  jobs)):
-            seconds, total = _ours(lab, subs, workers)
+        for workers in (1, jobs):
+            seconds, total = _ours(lab, subs, workers, kind)
+            label = f"mlsys lab grade --jobs {workers} --sandbox {kind}"
             rows.append({"grader": label, "submissions": n, "seconds": seconds, "points": total})
         theirs = _nbgrader(lab, course, [s for s, _ in subs]) if with_nbgrader else None
         if theirs is not None:

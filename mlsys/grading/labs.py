@@ -43,9 +43,12 @@ class Graded:
 
 def defined_names(source: str) -> list[str]:
     """Names a cell binds at its top level (functions, classes, assignments)."""
-    from .analysis import parse_cell
+    try:
+        tree: ast.Module | None = ast.parse(source)
+    except SyntaxError:  # IPython syntax (a magic): convert it first
+        from .analysis import parse_cell
 
-    tree = parse_cell(source)
+        tree = parse_cell(source)
     names: list[str] = []
     for node in tree.body if tree is not None else []:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

@@ -22,8 +22,8 @@ def predictor(tables, fitted, tmp_path_factory):
     (train, labels), _ = tables
     model, architecture = train_classifier(fitted.transform(train), labels, epochs=3)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"))
-    registry.register("cancer", model, architecture, fitted, Schema.infer(train, slack=0.5, max_missing=0.5), {},
-                      data_hash(train, labels))
+    schema = Schema.infer(train, slack=0.5, max_missing=0.5)
+    registry.register("cancer", model, architecture, fitted, schema, {}, data_hash(train, labels))
     return Predictor(registry.load("cancer"))
 
 

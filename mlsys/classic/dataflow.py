@@ -1,0 +1,129 @@
+"""The dataflow way: the same supersteps as tasks on Dask's distributed scheduler.
+
+The driver (this process, a :class:`distributed.Client`) holds the coordinator, as a Spark
+driver does. The partitions live in the workers' memory (a cached RDD, in Spark's words) and every
+step is a small task graph: one ``statistics`` task per partition, pinned to the worker that
+holds it, then an aggregation, then the decision goes back out as a broadcast value and one
+``apply`` task per partition makes the next generation of partitions. Two aggregations:
+
+* ``reduce="driver"``: the driver gathers every partition's statistics and sums them (Spark's
+  ``aggregate`` / ``reduce``);
+* ``reduce="shuffle"``: a shuffle stage, as Spark's ``reduceByKey`` writes one: each statistics
+  vector is cut into one block per partition, block ``j`` of every partition goes to the worker of
+  partition ``j``, which sums them, and the driver gathers the summed blocks (a reduce-scatter
+  through the engine, then a gather).
+
+Both sum in partition order, so the model is bitwise the same as with the other executors. The
+same code runs on a multi-node Dask cluster: only the :class:`~distributed.Client` changes.
+Spans come from Dask's own task stream (compute and transfer times on every worker) and from the
+driver's clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .algorithm import Algorithm, Partition
+from .run import Run, Span, check_parts, sum_in_order
+
+REDUCES = ("driver", "shuffle")
+
+
+def _statistics(partition: Partition, step: int) -> np.ndarray:
+    return partition.statistics(step)
+
+
+def _blocks(partition: Partition, step: int, parts: int) -> tuple[np.ndarray, ...]:
+    return tuple(np.array_split(partition.statistics(step), parts))
+
+
+def _block(blocks: tuple[np.ndarray, ...], j: int) -> np.ndarray:
+    return blocks[j]
+
+
+def _apply(partition: Partition, decision: np.ndarray, step: int) -> Partition:
+    return partition.apply(decision, step)
+
+
+def _sum(*blocks: np.ndarray) -> np.ndarray:
+    return sum_in_order(blocks)
+
+
+def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
+             reduce: str = "driver") -> Run:
+    """Fit with the partitions on the workers of ``client``'s cluster (round-robin) and the
+    coordinator here, on the driver."""
+    from distributed import get_task_stream, wait
+
+    check_parts(algorithm, parts, 1, "run_dask")
+    if reduce not in REDUCES:
+        raise ValueError(f"run_dask: reduce must be one of {REDUCES}, got {reduce!r}")
+    addresses = sorted(client.scheduler_info()["workers"])
+    if not addresses:
+        raise ValueError("run_dask: the cluster has no workers")
+    place = [[addresses[i % len(addresses)]] for i in range(len(parts))]
+    n = len(parts)
+    data = [client.scatter(p, workers=w) for p, w in zip(parts, place)]
+    partitions = [client.submit(algorithm.partition, d, workers=w, pure=False)
+                  for d, w in zip(data, place)]
+    wait(partitions)
+    coordinator = algorithm.coordinator()
+    driver: list[Span] = []
+    moved = 0.0
+    with get_task_stream(client) as stream:
+        start = time.time()
+        for step in range(algorithm.steps):
+            t0 = time.time()
+            if reduce == "driver":
+                stats = [client.submit(_statistics, p, step, workers=w, pure=False)
+                         for p, w in zip(partitions, place)]
+                arrays = client.gather(stats)
+                total = sum_in_order(arrays)
+                moved += sum(a.nbytes for a in arrays)
+            else:
+                blocks = [client.submit(_blocks, p, step, n, workers=w, pure=False)
+                          for p, w in zip(partitions, place)]
+                cut = [[client.submit(_block, b, j, workers=w, pure=False) for j in range(n)]
+                       for b, w in zip(blocks, place)]
+                sums = [client.submit(_sum, *[cut[i][j] for i in range(n)], workers=place[j],
+                                      pure=False) for j in range(n)]
+                arrays = client.gather(sums)
+                total = np.concatenate(arrays)
+                # every block but a partition's own crosses to another worker, then the sums come in
+                moved += total.nbytes * (n - 1) + total.nbytes
+            t1 = time.time()
+            decision = coordinator.decide(total, step)
+            t2 = time.time()
+            if step + 1 < algorithm.steps:
+                shared = client.scatter(decision, broadcast=True, hash=False)
+                partitions = [client.submit(_apply, p, shared, step, workers=w, pure=False)
+                              for p, w in zip(partitions, place)]
+                moved += n * decision.nbytes
+            driver += [Span("driver", "wait", step, t0 - start, t1 - start),
+                       Span("driver", "update", step, t1 - start, t2 - start),
+                       Span("driver", "comm", step, t2 - start, time.time() - start)]
+        seconds = time.time() - start
+    names = {a: f"worker {i}" for i, a in enumerate(addresses)}
+    return Run(f"Dask ({reduce})", n, coordinator.result(), algorithm.steps, seconds, moved,
+               driver + _task_spans(stream.data, names, start))
+
+
+def _task_spans(records: list[dict], names: dict[str, str], start: float) -> list[Span]:
+    """Spans from Dask's task stream: each task's run on its worker (``compute`` for statistics,
+    ``update`` for applying a decision, ``comm`` for the shuffle's cutting and summing of blocks)
+    and its transfers between workers (``comm``)."""
+    from dask.utils import key_split
+
+    task_kind = {"_statistics": "compute", "_blocks": "compute", "_apply": "update"}
+    spans = []
+    for record in records:
+        worker = names.get(record.get("worker"), str(record.get("worker")))
+        computes = task_kind.get(key_split(record.get("key", "")), "comm")  # the shuffle's tasks
+        for part in record.get("startstops", ()):
+            kind = {"compute": computes, "transfer": "comm"}.get(part["action"], "overhead")
+            spans.append(Span(worker, kind, -1, part["start"] - start, part["stop"] - start))
+    return sorted(spans, key=lambda s: (s.worker, s.start))
