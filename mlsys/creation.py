@@ -34,11 +34,17 @@ def full(size: Sequence[int], fill_value: float, dtype: Any = DEFAULT_DTYPE,
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(t.data), requires_grad=requires_grad)
+    return _like(t, np.zeros_like(t._data), requires_grad)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(t.data), requires_grad=requires_grad)
+    return _like(t, np.ones_like(t._data), requires_grad)
+
+
+def _like(t: Tensor, data: np.ndarray, requires_grad: bool) -> Tensor:
+    out = Tensor(data, requires_grad=requires_grad)
+    out.device = t.device
+    return out
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:

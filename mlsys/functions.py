@@ -34,6 +34,18 @@ def maximum(a: Tensor, b: Any) -> Tensor:
     return E.maximum(a, a._lift(b))
 
 
+def minimum(a: Tensor, b: Any) -> Tensor:
+    return E.minimum(a, a._lift(b))
+
+
+def abs(x: Tensor) -> Tensor:
+    return E.abs(x)
+
+
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    return x.clamp(min, max)
+
+
 def where(condition: Tensor, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` is true, else ``b`` (scalars take the other operand's dtype)."""
     ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(0.0)

@@ -1,10 +1,16 @@
 """The eager ``Tensor`` and reverse-mode automatic differentiation over a tape.
 
 Every operation on Tensors is a primitive from :mod:`mlsys.ops`. When gradients are needed, the
-result remembers its :class:`Node` (the primitive, its inputs and its parameters). ``backward``
-walks those nodes in reverse topological order and calls each primitive's VJP rule; the rules are
-themselves written with primitives, so a backward pass can be traced into a graph or differentiated
-again (``create_graph=True``).
+result remembers its :class:`Node` (the primitive, its inputs, its parameters and the versions of
+the values it saved). ``backward`` walks those nodes in reverse topological order and calls each
+primitive's VJP rule; the rules are themselves written with primitives, so a backward pass can be
+traced into a graph or differentiated again (``create_graph=True``).
+
+Dtypes follow PyTorch: Python numbers take the tensor's dtype unless they are of a higher kind
+(``int64 * 2.5`` is float32), integer true division gives float32, and an in-place op keeps the
+tensor's dtype. In-place ops (``add_``, ``x[i] = v``...) compute out of place and write the
+result into the tensor's memory, so views see it; each write counts a version
+(:mod:`mlsys.versions`) and backward refuses values changed after it saved them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,21 +28,33 @@ from .ops import linalg as L
 from .ops import nn as NN
 from .ops import reduce as R
 from .ops import shape as S
-from .ops._rules import normalize_axes
+from .ops._rules import DEFAULT_FLOAT, normalize_axes
 from .ops.registry import Primitive, Spec, set_dispatcher
+from .versions import CLOCK, TrackedArray, bump, new_counter
 
-__all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer", "notify", "assign"]
+__all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer", "notify", "assign",
+           "ValuesIndices"]
 
-DEFAULT_DTYPE = np.dtype(np.float32)
+DEFAULT_DTYPE = DEFAULT_FLOAT
 
 
 class Node:
-    """How a tensor was made: the primitive, its input tensors and its static parameters."""
+    """How a tensor was made: the primitive, its input tensors, its static parameters, and the
+    write clock when it saved them (:mod:`mlsys.versions`)."""
 
-    __slots__ = ("prim", "inputs", "params")
+    __slots__ = ("prim", "inputs", "params", "saved_at")
 
-    def __init__(self, prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, Any]):
+    def __init__(self, prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, Any],
+                 saved_at: int | None = None):
         self.prim, self.inputs, self.params = prim, inputs, params
+        self.saved_at = CLOCK[0] if saved_at is None else saved_at
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)``, ``min(dim)``, ``sort`` and ``topk`` return, as in PyTorch."""
+
+    values: Tensor
+    indices: Tensor
 
 
 class RemovableHandle:
@@ -50,7 +68,7 @@ class RemovableHandle:
             self._hooks.remove(self._hook)
 
 
-# Observers see every primitive application (the graph tracer is one).
+# Observers see every primitive application (the graph tracer is one), and the events of notify.
 _observers: list[Any] = []
 
 
@@ -90,7 +108,7 @@ def assign(target: Tensor, value: Tensor, *, donate: bool = False) -> None:
         raise ValueError(f"assign: value of shape {value.shape} does not fit target of shape "
                          f"{target.shape}")
     notify("assigned", target, value)
-    data = value.data
+    data = value._data
     owned = donate and data.base is None and data.flags.writeable and data.dtype == target.dtype
     target.data = data if owned else np.array(data, dtype=target.dtype, copy=True)
 
@@ -104,18 +122,57 @@ def infer_spec(prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, An
     Training loops repeat the same signatures every step, so the rule (which validates shapes and
     dtypes and raises the clear errors) runs once per signature rather than once per call.
     """
-    key = (prim, *[(t.data.shape, t.data.dtype) for t in inputs], *params.items())
+    key = (prim, *[(t._data.shape, t._data.dtype) for t in inputs], *params.items())
     try:
         return _spec_cache[key]
     except KeyError:
         pass
     except TypeError:  # an unhashable parameter: validate without memoizing
-        return prim.shape(*[Spec(t.data.shape, t.data.dtype) for t in inputs], **params)
-    spec = prim.shape(*[Spec(t.data.shape, t.data.dtype) for t in inputs], **params)
+        return prim.shape(*[Spec(t._data.shape, t._data.dtype) for t in inputs], **params)
+    spec = prim.shape(*[Spec(t._data.shape, t._data.dtype) for t in inputs], **params)
     if len(_spec_cache) > 50_000:
         _spec_cache.clear()
     _spec_cache[key] = spec
     return spec
+
+
+def _wrap(data: np.ndarray, device: str = "cpu") -> Tensor:
+    """A Tensor around ``data`` that takes no part in autodiff (the fast constructor)."""
+    out = Tensor.__new__(Tensor)
+    out._data, out.grad, out._node, out._hooks, out._retains_grad = data, None, None, None, False
+    out.device, out.requires_grad, out._counter, out._base, out._view = device, False, None, None, None
+    return out
+
+
+def _made(data: np.ndarray, device: str = "cpu") -> Tensor:
+    """A constant made from data (a lifted number, a VJP rule's constant), announced to observers."""
+    out = _wrap(data, device)
+    if _observers:
+        notify("created", out, None)
+    return out
+
+
+def _owner(t: Tensor) -> Tensor:
+    """The tensor owning ``t``'s memory and version counter: its base when ``t`` is a view."""
+    return t if t._base is None else t._base
+
+
+def _version_of(t: Tensor) -> int:
+    counter = _owner(t)._counter
+    return 0 if counter is None else counter[0]
+
+
+def _copy_counter(t: Tensor) -> list | None:
+    """A counter of its own at ``t``'s version and last write (for a copy of ``t``)."""
+    counter = _owner(t)._counter
+    return None if counter is None else list(counter)
+
+
+def _counter_for(t: Tensor) -> list:
+    owner = _owner(t)
+    if owner._counter is None:
+        owner._counter = new_counter()
+    return owner._counter
 
 
 def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
@@ -128,20 +185,26 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
             device = _join_devices(prim, device, t.device)
     spec = infer_spec(prim, inputs, params)
     if device == "cpu":
-        data = prim.forward(*[t.data for t in inputs], **params)
+        data = prim.forward(*[t._data for t in inputs], **params)
     else:
-        data = _forward_on(device, prim, [t.data for t in inputs], params)
+        data = _forward_on(device, prim, [t._data for t in inputs], params)
+    if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
+        data = np.asarray(data)
     if data.dtype != spec.dtype:
         data = data.astype(spec.dtype)
     out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._node, out._hooks, out._retains_grad = data, None, None, None, False
-    out.device = device
-    out.requires_grad = False
+    out._data, out.grad, out._node, out._hooks, out._retains_grad = data, None, None, None, False
+    out.device, out.requires_grad, out._counter, out._view = device, False, None, None
+    # a view (or an op handing back its input) shares memory, hence versions, with its input
+    if (prim.view and data.base is not None) or (inputs and data is inputs[0]._data):
+        out._base = _owner(inputs[0])
+    else:
+        out._base = None
     if prim.vjp is not None and autograd._state["enabled"]:
         for t in inputs:
             if t.requires_grad:
                 out.requires_grad = True
-                out._node = Node(prim, inputs, params)
+                out._node = Node(prim, inputs, params, CLOCK[0])
                 break
     for observer in _observers:
         observer.record(prim, inputs, params, out)
@@ -200,6 +263,24 @@ def _default_dtype_for(array: np.ndarray) -> np.dtype:
     return array.dtype
 
 
+def _as_array(data: Any, dtype: Any, copy: bool) -> np.ndarray:
+    """Python data becomes float32/int64 as in PyTorch; numpy arrays and scalars keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data._data
+    array = np.array(data, dtype=dtype, copy=True) if copy else np.asarray(data, dtype=dtype)
+    if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
+        array = array.astype(_default_dtype_for(array), copy=False)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} holding "
+                        f"non-numeric values ({array.dtype}); expected numbers")
+    return array
+
+
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
+_SCALAR_DEFAULT = {"b": np.dtype(bool), "i": np.dtype(np.int64), "u": np.dtype(np.int64),
+                   "f": DEFAULT_DTYPE}
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
@@ -207,62 +288,95 @@ class Tensor:
     gradients in ``.grad`` (accumulated across ``backward`` calls until ``zero_grad``).
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_hooks", "_retains_grad", "device",
-                 "__weakref__")
+    __slots__ = ("_data", "requires_grad", "grad", "_node", "_hooks", "_retains_grad", "device",
+                 "_counter", "_base", "_view", "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         source = data if isinstance(data, Tensor) and dtype is None else None
-        if isinstance(data, Tensor):
-            data = data.data
-        array = np.asarray(data, dtype=dtype)
-        if dtype is None and not isinstance(data, np.ndarray):
-            array = array.astype(_default_dtype_for(array), copy=False)
-        if array.dtype == object:
-            raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} "
-                            f"holding non-numeric values")
-        self.data = array
+        self._data = _as_array(data, dtype, copy=False)
         self.grad: Tensor | None = None
         self._node: Node | None = None
         self._hooks: list | None = None
         self._retains_grad = False
         self.device = "cpu"
+        self._counter = self._view = None
+        # made around another tensor's array: the same memory, so the same versions
+        self._base = _owner(source) if source is not None and self._data is source._data else None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
         if _observers:
             notify("created", self, source)
 
+    # -- the data and its versions ------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The numpy array holding the values (writes through it count a version)."""
+        view = self._view
+        if view is None:
+            view = self._view = TrackedArray.of(self._data, _counter_for(self))
+        return view
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        """Rebind to new memory (no longer a view of anything): a new version."""
+        version = _version_of(self)
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        self._view = self._base = None
+        self._counter = new_counter(version + 1)
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's memory has been written in place (PyTorch's name)."""
+        return _version_of(self)
+
+    def __getstate__(self) -> dict[str, Any]:  # copies and pickles own their memory: no view state
+        return {"_data": self._data, "requires_grad": self.requires_grad, "grad": self.grad,
+                "_node": self._node, "_hooks": self._hooks, "_retains_grad": self._retains_grad,
+                "device": self.device, "_counter": _copy_counter(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._base = self._view = None
+
     # -- construction helpers -------------------------------------------------------------
     def new_constant(self, data: Any) -> Tensor:
         """A tensor that takes no part in autodiff (used by VJP rules for constants)."""
-        return Tensor(np.asarray(data))
+        return _made(np.asarray(data))
 
     def _lift(self, other: Any) -> Tensor:
-        """Turn a Python scalar or array operand into a Tensor; scalars take this tensor's dtype."""
+        """Turn a Python number or array operand into a Tensor. A number takes this tensor's dtype
+        unless it is of a higher kind (a float with an integer tensor: the default float type)."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, np.ndarray):
             return Tensor(other)
         array = np.asarray(other)
-        if self.data.dtype.kind == "f" and array.dtype.kind in "biuf":
-            array = array.astype(self.data.dtype)
-        elif array.dtype.kind == "f":
-            array = array.astype(DEFAULT_DTYPE)
-        return Tensor(array)
+        kind = array.dtype.kind
+        if kind not in _KIND_RANK:
+            raise TypeError(f"expected a number, an array or a Tensor as operand, got "
+                            f"{type(other).__name__}")
+        mine = self._data.dtype
+        dtype = mine if _KIND_RANK[kind] <= _KIND_RANK.get(mine.kind, 3) else _SCALAR_DEFAULT[kind]
+        return _made(array.astype(dtype, copy=False))
 
     # -- basic properties ----------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def is_leaf(self) -> bool:
@@ -273,11 +387,14 @@ class Tensor:
         """Name of the primitive that produced this tensor (None for leaves)."""
         return None if self._node is None else self._node.prim.name
 
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def size(self, dim: int | None = None) -> tuple[int, ...] | int:
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (refuses tensors that require grad, as PyTorch does)."""
@@ -287,23 +404,23 @@ class Tensor:
         return self.data
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert to a Python scalar, "
                              f"got shape {self.shape}")
         notify("concretize", self)
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         notify("concretize", self)
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
         extra = f", dtype={self.dtype}" if self.dtype not in (DEFAULT_DTYPE, np.int64) else ""
         if self.device != "cpu":
             extra += f", device={self.device!r}"
@@ -326,39 +443,30 @@ class Tensor:
 
     # -- autodiff state --------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+        if requires_grad and not np.issubdtype(self._data.dtype, np.floating):
             raise TypeError(f"only floating-point tensors can require gradients, got dtype "
-                            f"{self.data.dtype}")
+                            f"{self._data.dtype}")
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("requires_grad_(False) is only allowed on leaf tensors; use detach()")
         self.requires_grad = bool(requires_grad)
         return self
 
     def detach(self) -> Tensor:
-        """The same data on the same device, cut from the graph."""
-        out = Tensor(self.data)
-        out.device = self.device
+        """The same memory (and version counter) on the same device, cut from the graph."""
+        out = _wrap(self._data, self.device)
+        out._base = _owner(self)
         notify("alias", out, self)
         return out
 
     def clone(self) -> Tensor:
-        if self.requires_grad:
-            return self * 1
-        out = Tensor(self.data.copy())
-        notify("alias", out, self)
-        return out
+        """A copy on the same device; gradients flow back through it (a recorded ``copy``)."""
+        return E.copy(self)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad(): this tensor does not require grad")
         self._retains_grad = True
-
-    def zero_(self) -> Tensor:
-        self.data[...] = 0
-        if _observers:  # a traced program's later reads of self must see the zeros
-            notify("assigned", self, Tensor(np.zeros_like(self.data)))
-        return self
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
         """Call ``hook(tensor)`` each time backward has accumulated this leaf's ``.grad``."""
@@ -380,6 +488,107 @@ class Tensor:
 
         retain = create_graph if retain_graph is None else retain_graph
         run_backward(self, gradient, retain_graph=retain, create_graph=create_graph)
+
+    # -- in-place operations ------------------------------------------------------------------
+    def _write(self, name: str, compute: Callable[[Tensor], Tensor], *operands: Any) -> Tensor:
+        """Make ``compute(self)`` (an out-of-place result) this tensor's contents, in its memory.
+
+        When the result joins the graph, it is computed from a recorded copy of the old contents
+        (which keeps their history), and this tensor becomes the op's output: PyTorch rebases
+        history the same way.
+        """
+        recording = autograd._state["enabled"] and (
+            self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in operands))
+        if recording and self.requires_grad and self._node is None:
+            raise RuntimeError(f"{name}: in-place operation on a leaf tensor that requires grad; do "
+                               f"it under mlsys.no_grad() (as optimizers do), or on a clone()")
+        if recording and self._base is not None:
+            raise RuntimeError(f"{name}: in-place operation on a view (made by slicing, reshape, "
+                               f"detach...) whose result requires grad is not supported; use the "
+                               f"out-of-place op instead")
+        if not self._data.flags.writeable:
+            raise RuntimeError(f"{name}: this tensor's memory is read-only (an expand/broadcast_to "
+                               f"view shares one element among several); clone() it first")
+        value = compute(self._recorded_copy() if recording else self)
+        if value.shape != self.shape:
+            raise RuntimeError(f"{name}: the result has shape {value.shape}, which does not fit "
+                               f"this tensor's shape {self.shape} (in-place ops do not broadcast "
+                               f"the tensor written to)")
+        if not np.can_cast(value.dtype, self.dtype, "same_kind"):
+            raise TypeError(f"{name}: a {value.dtype} result cannot be stored in place in this "
+                            f"{self.dtype} tensor")
+        np.copyto(self._data, value._data, casting="same_kind")
+        bump(_counter_for(self))
+        if recording:
+            node = self._node = value._node
+            self.requires_grad = value.requires_grad
+            if node is not None:  # it saved its inputs just now; its output is this write
+                node.saved_at = CLOCK[0]
+        notify("assigned", self, value)
+        return self
+
+    def _recorded_copy(self) -> Tensor:
+        """``copy(self)`` whose recorded input is a stand-in for this tensor's history so far: the
+        in-place write that follows changes this tensor, not the values its history produced."""
+        source = E.copy(self)
+        if self.requires_grad:
+            old = _wrap(source._data, self.device)
+            old._node, old.requires_grad = self._node, True
+            old._counter = _copy_counter(self)
+            source._node.inputs = (old,)
+        return source
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        other = self._lift(other)
+        return self._write("add_", lambda s: s + (other if alpha == 1 else other * alpha), other)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        other = self._lift(other)
+        return self._write("sub_", lambda s: s - (other if alpha == 1 else other * alpha), other)
+
+    def mul_(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        return self._write("mul_", lambda s: s * other, other)
+
+    def div_(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        return self._write("div_", lambda s: s / other, other)
+
+    def fill_(self, value: Any) -> Tensor:
+        value = self._lift(value)
+        if value.ndim:
+            raise ValueError(f"fill_: expected a number or a 0-d tensor, got shape {value.shape}")
+        return self._write("fill_", lambda s: S.broadcast_to(value, shape=s.shape), value)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def copy_(self, src: Any) -> Tensor:
+        src = self._lift(src)
+        return self._write("copy_", lambda s: S.broadcast_to(src, shape=s.shape), src)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        return self._write("clamp_", lambda s: s.clamp(min, max), min, max)
+
+    def masked_fill_(self, mask: Tensor, value: Any) -> Tensor:
+        return self._write("masked_fill_", lambda s: s.masked_fill(mask, value), value)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        value = self._lift(value)
+        index = S.Index(_index_key(key))
+        self._write("setitem", lambda s: S.setitem(s, value, index=index), value)
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self.div_(other)
 
     # -- arithmetic --------------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -414,6 +623,9 @@ class Tensor:
 
     def __neg__(self) -> Tensor:
         return E.neg(self)
+
+    def __abs__(self) -> Tensor:
+        return E.abs(self)
 
     def __matmul__(self, other: Any) -> Tensor:
         return matmul(self, self._lift(other))
@@ -458,7 +670,42 @@ class Tensor:
         return E.relu(self)
 
     def abs(self) -> Tensor:
-        return E.maximum(self, -self)
+        return E.abs(self)
+
+    def sign(self) -> Tensor:
+        return E.sign(self)
+
+    def maximum(self, other: Any) -> Tensor:
+        return E.maximum(self, self._lift(other))
+
+    def minimum(self, other: Any) -> Tensor:
+        return E.minimum(self, self._lift(other))
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """Limit to [min, max]; the gradient passes where min <= x <= max (PyTorch's rule)."""
+        if min is None and max is None:
+            raise ValueError("clamp: give at least one of min and max")
+        out = self
+        if min is not None:
+            low = self._lift(min)
+            out = E.where(E.less(out, low), low, out)
+        if max is not None:
+            high = self._lift(max)
+            out = E.where(E.greater(out, high), high, out)
+        return out
+
+    clip = clamp
+
+    def masked_fill(self, mask: Tensor, value: Any) -> Tensor:
+        """``value`` where ``mask`` (bool, broadcastable) holds, else this tensor; keeps the dtype."""
+        if not isinstance(mask, Tensor) or mask.dtype != np.dtype(bool):
+            raise TypeError(f"masked_fill: mask must be a bool Tensor, got "
+                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        fill = value if isinstance(value, Tensor) else _made(np.asarray(value, dtype=self.dtype))
+        if fill.ndim:
+            raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape "
+                             f"{fill.shape}")
+        return E.where(mask, fill.to(self.dtype), self)
 
     def to(self, dtype: Any) -> Tensor:
         """Convert to ``dtype`` (a numpy dtype or name), or move to a device ("cpu", "numba", "cuda").
@@ -500,24 +747,96 @@ class Tensor:
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         return R.mean(self, axis=normalize_axes(dim, self.ndim, "mean"), keepdims=keepdim)
 
-    def max(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return R.max(self, axis=normalize_axes(dim, self.ndim, "max"), keepdims=keepdim)
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return R.prod(self, axis=normalize_axes(dim, self.ndim, "prod"), keepdims=keepdim)
+
+    def amax(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+        """Maximum over ``dim`` (all dims when None); tied maxima share the gradient."""
+        return R.max(self, axis=normalize_axes(dim, self.ndim, "amax"), keepdims=keepdim)
+
+    def amin(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+        """Minimum over ``dim`` (all dims when None); tied minima share the gradient."""
+        return R.min(self, axis=normalize_axes(dim, self.ndim, "amin"), keepdims=keepdim)
+
+    def max(self, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | ValuesIndices:
+        """The maximum (``dim=None``), ``(values, indices)`` along an int ``dim`` (the gradient goes
+        to the index), or the elementwise maximum with another Tensor — PyTorch's three forms."""
+        if isinstance(dim, Tensor):
+            return E.maximum(self, dim)
+        if dim is None:
+            return R.max(self, axis=None, keepdims=False)
+        return self._pick(R.argmax, dim, keepdim, "max")
+
+    def min(self, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | ValuesIndices:
+        """The minimum, ``(values, indices)`` along ``dim``, or the elementwise minimum."""
+        if isinstance(dim, Tensor):
+            return E.minimum(self, dim)
+        if dim is None:
+            return R.min(self, axis=None, keepdims=False)
+        return self._pick(R.argmin, dim, keepdim, "min")
+
+    def _pick(self, arg: Primitive, dim: int, keepdim: bool, name: str) -> ValuesIndices:
+        if self.ndim == 0:
+            values, indices = self.reshape(1)._pick(arg, 0, False, name)
+            return ValuesIndices(values, indices)
+        axis = _one_axis(dim, self.ndim, name)
+        indices = arg(self, axis=(axis,), keepdims=True)
+        values = S.gather(self, indices, axis=axis)
+        if not keepdim:
+            values, indices = values.squeeze(axis), indices.squeeze(axis)
+        return ValuesIndices(values, indices)
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return R.argmax(self, axis=normalize_axes(dim, self.ndim, "argmax"), keepdims=keepdim)
 
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return R.argmin(self, axis=normalize_axes(dim, self.ndim, "argmin"), keepdims=keepdim)
+
     def var(self, dim: int | Sequence[int] | None = None, keepdim: bool = False,
             correction: int = 1) -> Tensor:
+        """Variance with Bessel's ``correction`` (NaN when it leaves no degrees of freedom)."""
         axes = normalize_axes(dim, self.ndim, "var")
         count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in axes]))
         centered = self - self.mean(dim, keepdim=True)
-        return (centered * centered).sum(dim, keepdim) / max(count - correction, 1)
+        return (centered * centered).sum(dim, keepdim) / max(count - correction, 0)
+
+    def std(self, dim: int | Sequence[int] | None = None, keepdim: bool = False,
+            correction: int = 1) -> Tensor:
+        return self.var(dim, keepdim, correction).sqrt()
+
+    def cumsum(self, dim: int) -> Tensor:
+        return R.cumsum(self, axis=_one_axis(dim, self.ndim, "cumsum"))
 
     def softmax(self, dim: int = -1) -> Tensor:
         return NN.softmax(self, axis=_one_axis(dim, self.ndim, "softmax"))
 
     def log_softmax(self, dim: int = -1) -> Tensor:
         return NN.log_softmax(self, axis=_one_axis(dim, self.ndim, "log_softmax"))
+
+    # -- ordering -----------------------------------------------------------------------------
+    def argsort(self, dim: int = -1, descending: bool = False) -> Tensor:
+        """Indices that sort ``dim`` (stable; NaN sorts as the largest value)."""
+        return R.argsort(self, axis=_one_axis(dim, self.ndim, "argsort"), descending=bool(descending))
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
+        """``(values, indices)`` sorted along ``dim`` (always stable); gradients follow the indices."""
+        if self.ndim == 0:
+            return ValuesIndices(E.copy(self), _made(np.zeros((), np.int64), self.device))
+        indices = self.argsort(dim, descending)
+        return ValuesIndices(S.gather(self, indices, axis=_one_axis(dim, self.ndim, "sort")), indices)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
+        """The ``k`` largest (or smallest) entries along ``dim``, in order, with their indices."""
+        if self.ndim == 0:
+            raise ValueError("topk: expected a tensor with at least one dimension, got a 0-d tensor")
+        axis = _one_axis(dim, self.ndim, "topk")
+        size = self.shape[axis]
+        if not isinstance(k, (int, np.integer)) or not 0 <= k <= size:
+            raise ValueError(f"topk: k must be an int in [0, {size}] for dimension {axis} of shape "
+                             f"{self.shape}, got {k!r}")
+        order = self.argsort(axis, descending=largest)
+        indices = order[(slice(None),) * axis + (slice(0, int(k)),)]
+        return ValuesIndices(S.gather(self, indices, axis=axis), indices)
 
     # -- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
@@ -554,6 +873,13 @@ class Tensor:
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return S.permute(self, axes=tuple(axes))
 
+    def t(self) -> Tensor:
+        """Transpose a matrix (a 0-d or 1-d tensor is returned as is), as ``torch.Tensor.t``."""
+        if self.ndim > 2:
+            raise ValueError(f"t(): expects a tensor with at most 2 dimensions, got shape "
+                             f"{self.shape}; use transpose(dim0, dim1) or permute")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
     @property
     def T(self) -> Tensor:
         return S.permute(self, axes=tuple(reversed(range(self.ndim))))
@@ -564,6 +890,34 @@ class Tensor:
         return self if target == self.shape else S.broadcast_to(self, shape=target)
 
     broadcast_to = expand
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        """``out[i][j] = self[i][index[i][j]]`` along ``dim`` (PyTorch's gather)."""
+        return S.gather(self, index, axis=_one_axis(dim, self.ndim, "gather"))
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the listed sizes."""
+        axis = _one_axis(dim, self.ndim, "split")
+        n = self.shape[axis]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            size = int(split_size_or_sections)
+            if size <= 0:
+                raise ValueError(f"split: split_size must be positive, got {size}")
+            sizes = [min(size, n - start) for start in range(0, n, size)] or [0]
+        else:
+            sizes = [int(s) for s in split_size_or_sections]
+            if sum(sizes) != n or any(s < 0 for s in sizes):
+                raise ValueError(f"split: sizes {sizes} do not add up to dimension {axis} of size {n}")
+        bounds = np.cumsum([0] + sizes)
+        lead = (slice(None),) * axis
+        return tuple(self[lead + (slice(int(a), int(b)),)] for a, b in zip(bounds[:-1], bounds[1:]))
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """At most ``chunks`` pieces of equal size (the last may be smaller) along ``dim``."""
+        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        n = self.shape[_one_axis(dim, self.ndim, "chunk")]
+        return self.split(max(-(-n // int(chunks)), 1), dim)
 
     def __getitem__(self, key: Any) -> Tensor:
         key = key if isinstance(key, tuple) else (key,)
@@ -578,6 +932,16 @@ class Tensor:
         key = tuple(k.data if isinstance(k, Tensor) else
                     np.asarray(k) if isinstance(k, list) else k for k in key)
         return S.getitem(self, index=S.Index(key))
+
+
+def _index_key(key: Any) -> tuple:
+    """A numpy index tuple for ``x[key] = v``: Tensors and lists inside it become arrays (a Tensor
+    index is a graph break for the tracer: its values would be baked in)."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, Tensor) for k in key):
+        notify("graph_break", "assignment with a tensor index")
+    return tuple(k._data if isinstance(k, Tensor) else np.asarray(k) if isinstance(k, list) else k
+                 for k in key)
 
 
 def _take_along(x: Tensor, key: tuple) -> Tensor:
@@ -623,16 +987,12 @@ def _resolve_shape(shape: tuple[int, ...], size: int, old: tuple[int, ...]) -> t
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Make a tensor from a Python scalar, a (nested) list or a numpy array (copied).
+    """Make a tensor from a Python scalar, a (nested) list or a numpy array or scalar (copied).
 
-    Python floats become float32 and ints int64, as in PyTorch; numpy arrays keep their dtype.
+    Python floats become float32 and ints int64, as in PyTorch; numpy arrays and numpy scalars
+    keep their dtype (``tensor(np.float64(2))`` is float64).
     """
-    if isinstance(data, Tensor):
-        data = data.data
-    array = np.array(data, dtype=dtype, copy=True)
-    if dtype is None and not isinstance(data, np.ndarray):
-        array = array.astype(_default_dtype_for(array), copy=False)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor(_as_array(data, dtype, copy=True), requires_grad=requires_grad)
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ from ..comm import launch
 from ..comm.group import ProcessGroup
 from ..comm.schedules import ALGORITHMS
 from .algorithm import Algorithm
-from .run import Run, Span, check_parts
+from .run import Run, Sizes, Span, check_parts
 
 ITEMSIZE = 8  # statistics are float64
 # With algorithm="auto" the shared-memory transport runs its compiled all-reduce, which sums the
@@ -30,7 +30,7 @@ def _rank(group: ProcessGroup, algorithm: Algorithm, parts: Sequence[dict],
           collective: str) -> tuple:
     partition = algorithm.partition(parts[group.rank])
     coordinator = algorithm.coordinator()
-    clock, times, sizes = time.perf_counter, [], []
+    clock, times, sizes, counts = time.perf_counter, [], Sizes(), []
     group.barrier()
     start = clock()
     for step in range(algorithm.steps):
@@ -43,12 +43,13 @@ def _rank(group: ProcessGroup, algorithm: Algorithm, parts: Sequence[dict],
         if step + 1 < algorithm.steps:
             partition = partition.apply(decision, step)
         times.append((t0, t1, t2, clock()))
-        sizes.append(stats.size)
+        sizes.add(stats, decision)
+        counts.append(stats.size)
     group.barrier()
     seconds = clock() - start
     digest = hashlib.sha256(np.ascontiguousarray(decision).tobytes()).hexdigest()
     model = coordinator.result() if group.rank == 0 else None
-    return model, start, seconds, times, sizes, digest
+    return model, start, seconds, times, (sizes.means(), counts), digest
 
 
 def run_allreduce(algorithm: Algorithm, parts: Sequence[dict], collective: str = "auto",
@@ -65,7 +66,9 @@ def run_allreduce(algorithm: Algorithm, parts: Sequence[dict], collective: str =
     if len(digests) != 1:  # never silently wrong: the replicas must agree bit for bit
         raise RuntimeError("run_allreduce: the ranks' coordinators made different final decisions")
     name = AUTO_SCHEDULE if collective == "auto" else collective
-    moved = sum(ALGORITHMS[name](world, n).bytes_sent(ITEMSIZE) for n in results[0][4])
+    (statistics_bytes, decision_bytes), counts = results[0][4]
+    schedules = {n: ALGORITHMS[name](world, n) for n in set(counts)}
+    moved = sum(schedules[n].bytes_sent(ITEMSIZE) for n in counts)
     start = min(r[1] for r in results)
     spans = []
     for step in range(algorithm.steps):
@@ -79,4 +82,5 @@ def run_allreduce(algorithm: Algorithm, parts: Sequence[dict], collective: str =
                       Span(worker, "comm", step, max(t1, min(last, t2)), t2),
                       Span(worker, "update", step, t2, t3)]
     seconds = max(r[2] for r in results)
-    return Run("all-reduce", world, results[0][0], algorithm.steps, seconds, float(moved), spans)
+    return Run("all-reduce", world, results[0][0], algorithm.steps, seconds, float(moved),
+               statistics_bytes, decision_bytes, spans)

@@ -28,28 +28,28 @@ from typing import Any
 import numpy as np
 
 from .algorithm import Algorithm, Partition
-from .run import Run, Span, check_parts, sum_in_order
+from .run import Run, Sizes, Span, check_parts, sum_in_order
 
 REDUCES = ("driver", "shuffle")
 
 
-def _statistics(partition: Partition, step: int) -> np.ndarray:
+def statistics(partition: Partition, step: int) -> np.ndarray:
     return partition.statistics(step)
 
 
-def _blocks(partition: Partition, step: int, parts: int) -> tuple[np.ndarray, ...]:
+def cut_blocks(partition: Partition, step: int, parts: int) -> tuple[np.ndarray, ...]:
     return tuple(np.array_split(partition.statistics(step), parts))
 
 
-def _block(blocks: tuple[np.ndarray, ...], j: int) -> np.ndarray:
+def take_block(blocks: tuple[np.ndarray, ...], j: int) -> np.ndarray:
     return blocks[j]
 
 
-def _apply(partition: Partition, decision: np.ndarray, step: int) -> Partition:
+def apply_decision(partition: Partition, decision: np.ndarray, step: int) -> Partition:
     return partition.apply(decision, step)
 
 
-def _sum(*blocks: np.ndarray) -> np.ndarray:
+def add_blocks(*blocks: np.ndarray) -> np.ndarray:
     return sum_in_order(blocks)
 
 
@@ -73,23 +73,23 @@ def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
     wait(partitions)
     coordinator = algorithm.coordinator()
     driver: list[Span] = []
-    moved = 0.0
+    moved, sizes = 0.0, Sizes()
     with get_task_stream(client) as stream:
         start = time.time()
         for step in range(algorithm.steps):
             t0 = time.time()
             if reduce == "driver":
-                stats = [client.submit(_statistics, p, step, workers=w, pure=False)
+                stats = [client.submit(statistics, p, step, workers=w, pure=False)
                          for p, w in zip(partitions, place)]
                 arrays = client.gather(stats)
                 total = sum_in_order(arrays)
                 moved += sum(a.nbytes for a in arrays)
             else:
-                blocks = [client.submit(_blocks, p, step, n, workers=w, pure=False)
+                blocks = [client.submit(cut_blocks, p, step, n, workers=w, pure=False)
                           for p, w in zip(partitions, place)]
-                cut = [[client.submit(_block, b, j, workers=w, pure=False) for j in range(n)]
+                cut = [[client.submit(take_block, b, j, workers=w, pure=False) for j in range(n)]
                        for b, w in zip(blocks, place)]
-                sums = [client.submit(_sum, *[cut[i][j] for i in range(n)], workers=place[j],
+                sums = [client.submit(add_blocks, *[cut[i][j] for i in range(n)], workers=place[j],
                                       pure=False) for j in range(n)]
                 arrays = client.gather(sums)
                 total = np.concatenate(arrays)
@@ -98,9 +98,10 @@ def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
             t1 = time.time()
             decision = coordinator.decide(total, step)
             t2 = time.time()
+            sizes.add(total, decision)
             if step + 1 < algorithm.steps:
                 shared = client.scatter(decision, broadcast=True, hash=False)
-                partitions = [client.submit(_apply, p, shared, step, workers=w, pure=False)
+                partitions = [client.submit(apply_decision, p, shared, step, workers=w, pure=False)
                               for p, w in zip(partitions, place)]
                 moved += n * decision.nbytes
             driver += [Span("driver", "wait", step, t0 - start, t1 - start),
@@ -109,7 +110,7 @@ def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
         seconds = time.time() - start
     names = {a: f"worker {i}" for i, a in enumerate(addresses)}
     return Run(f"Dask ({reduce})", n, coordinator.result(), algorithm.steps, seconds, moved,
-               driver + _task_spans(stream.data, names, start))
+               *sizes.means(), driver + _task_spans(stream.data, names, start))
 
 
 def _task_spans(records: list[dict], names: dict[str, str], start: float) -> list[Span]:
@@ -118,7 +119,7 @@ def _task_spans(records: list[dict], names: dict[str, str], start: float) -> lis
     and its transfers between workers (``comm``)."""
     from dask.utils import key_split
 
-    task_kind = {"_statistics": "compute", "_blocks": "compute", "_apply": "update"}
+    task_kind = {"statistics": "compute", "cut_blocks": "compute", "apply_decision": "update"}
     spans = []
     for record in records:
         worker = names.get(record.get("worker"), str(record.get("worker")))

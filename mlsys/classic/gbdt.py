@@ -31,6 +31,7 @@ from .logistic import sigmoid
 LOSSES = ("logistic", "squared")
 INACTIVE, LEAF = -2, -1  # decision codes of a node with no rows, and of a node made a leaf
 FIELDS = 5  # per node of a level: feature (or a code), bin, leaf value, left value, right value
+TIE = 1e-9  # gains this close (relative) count as equal: see _first_best
 
 
 def quantile_edges(x: np.ndarray, bins: int = 32) -> list[np.ndarray]:
@@ -88,6 +89,18 @@ class TreeEnsemble:
     def predict(self, x: np.ndarray) -> np.ndarray:
         score = self.decision_function(x)
         return (score >= 0).astype(np.int64) if self.loss == "logistic" else score
+
+
+def _first_best(gain: np.ndarray, scale: np.ndarray) -> int:
+    """The first candidate (lowest feature, then bin) whose gain is within ``TIE`` of the best,
+    relative to the size of the terms it is the difference of. Summing histograms in another
+    order changes gains by rounding only (about 1e-16 of those terms), so a near-tie, common
+    between correlated features, is broken the same way whatever the partitioning."""
+    top = gain.max()
+    if not np.isfinite(top):
+        return 0
+    tolerance = TIE * np.abs(scale[np.isfinite(gain)]).max()
+    return int(np.flatnonzero(gain >= top - tolerance)[0])
 
 
 class HistogramGBDT(Algorithm):
@@ -207,17 +220,17 @@ class GBDTCoordinator(Coordinator):
         gl, hl, nl = (np.cumsum(a, axis=2)[:, :, :-1] for a in (g, h, n))  # left: bins <= b
         gt, ht, nt = g[:, 0].sum(axis=1), h[:, 0].sum(axis=1), n[:, 0].sum(axis=1)
         gr, hr, nr = gt[:, None, None] - gl, ht[:, None, None] - hl, nt[:, None, None] - nl
-        parent = gt ** 2 / (ht + lam)
-        gain = gl ** 2 / (hl + lam) + gr ** 2 / (hr + lam) - parent[:, None, None]
+        children = gl ** 2 / (hl + lam) + gr ** 2 / (hr + lam)
+        gain = children - (gt ** 2 / (ht + lam))[:, None, None]
         gain[(nl < spec.min_leaf) | (nr < spec.min_leaf)] = -np.inf
-        gain = gain.reshape(nodes, -1)  # candidates (feature, bin) in order; ties: the first
+        gain, children = gain.reshape(nodes, -1), children.reshape(nodes, -1)
         plan = np.zeros((nodes, FIELDS))
         for j in range(nodes):
             heap = nodes - 1 + j
             if nt[j] == 0:
                 plan[j, 0] = INACTIVE
                 continue
-            best = int(np.argmax(gain[j]))
+            best = _first_best(gain[j], children[j])
             if not gain[j, best] > 0:  # no split helps, or none leaves min_leaf rows each side
                 plan[j] = (LEAF, 0, -lr * gt[j] / (ht[j] + lam), 0, 0)
                 self.value[heap] = plan[j, 2]

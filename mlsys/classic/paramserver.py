@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from ..comm import launch
 from ..comm.group import ProcessGroup
 from .algorithm import Algorithm
-from .run import Run, Span, check_parts, sum_in_order
+from .run import Run, Sizes, Span, check_parts, sum_in_order
 
 
 def _serve(group: ProcessGroup, algorithm: Algorithm) -> tuple:
     coordinator = algorithm.coordinator()
     workers = range(1, group.world_size)
-    clock, times, moved = time.perf_counter, [], 0
+    clock, times, moved, sizes = time.perf_counter, [], 0, Sizes()
     group.barrier()
     start = clock()
     for step in range(algorithm.steps):
@@ -31,6 +31,7 @@ def _serve(group: ProcessGroup, algorithm: Algorithm) -> tuple:
         t1 = clock()
         decision = coordinator.decide(sum_in_order(stats), step)
         t2 = clock()
+        sizes.add(stats[0], decision)
         moved += sum(s.nbytes for s in stats)
         if step + 1 < algorithm.steps:
             for w in workers:
@@ -38,7 +39,7 @@ def _serve(group: ProcessGroup, algorithm: Algorithm) -> tuple:
             moved += len(workers) * decision.nbytes
         times.append((t0, t1, t2, clock()))
     group.barrier()
-    return coordinator.result(), start, clock() - start, times, moved
+    return coordinator.result(), start, clock() - start, times, moved, sizes.means()
 
 
 def _work(group: ProcessGroup, algorithm: Algorithm, part: dict) -> tuple:
@@ -73,7 +74,7 @@ def run_parameter_server(algorithm: Algorithm, parts: Sequence[dict], timeout: f
     """Fit on ``len(parts) + 1`` processes: a server (rank 0) and one worker per partition."""
     check_parts(algorithm, parts, 1, "run_parameter_server")
     results = launch(_rank, len(parts) + 1, algorithm, parts, timeout=timeout)
-    model, start, seconds, served, moved = results[0]
+    model, start, seconds, served, moved, (statistics_bytes, decision_bytes) = results[0]
     spans = []
     for step, (r0, r1, r2, r3) in enumerate(served):
         spans += [Span("server", "wait", step, r0 - start, r1 - start),
@@ -87,4 +88,5 @@ def run_parameter_server(algorithm: Algorithm, parts: Sequence[dict], timeout: f
                       Span(f"worker {w}", "wait", step, t2, reply),
                       Span(f"worker {w}", "comm", step, reply, t3),
                       Span(f"worker {w}", "update", step, t3, t4)]
-    return Run("parameter server", len(parts), model, algorithm.steps, seconds, float(moved), spans)
+    return Run("parameter server", len(parts), model, algorithm.steps, seconds, float(moved),
+               statistics_bytes, decision_bytes, spans)

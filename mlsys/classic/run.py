@@ -49,6 +49,8 @@ class Run:
     steps: int
     seconds: float
     bytes_moved: float
+    statistics_bytes: float  # one partition's statistics, mean over the steps
+    decision_bytes: float  # the decision, mean over the steps
     spans: list[Span] = field(default_factory=list)
 
     @property
@@ -74,6 +76,21 @@ class Run:
         return row
 
 
+class Sizes:
+    """Running totals of the statistics and decision sizes, for a run's mean bytes per step."""
+
+    def __init__(self) -> None:
+        self.statistics = self.decisions = self.steps = 0
+
+    def add(self, statistics: np.ndarray, decision: np.ndarray) -> None:
+        self.statistics += statistics.nbytes
+        self.decisions += decision.nbytes
+        self.steps += 1
+
+    def means(self) -> tuple[float, float]:
+        return self.statistics / max(self.steps, 1), self.decisions / max(self.steps, 1)
+
+
 def sum_in_order(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """``((a0 + a1) + a2) + ...``: partition order, the order every executor sums in."""
     return reduce(np.add, arrays)
@@ -96,6 +113,7 @@ def run_local(algorithm: Algorithm, parts: Sequence[dict]) -> Run:
     partitions = [algorithm.partition(p) for p in parts]
     coordinator = algorithm.coordinator()
     spans: list[Span] = []
+    sizes = Sizes()
     clock = time.perf_counter
     start = clock()
     for step in range(algorithm.steps):
@@ -106,8 +124,9 @@ def run_local(algorithm: Algorithm, parts: Sequence[dict]) -> Run:
             spans.append(Span(f"worker {i}", "compute", step, t - start, clock() - start))
         t = clock()
         decision = coordinator.decide(sum_in_order(stats), step)
+        sizes.add(stats[0], decision)
         if step + 1 < algorithm.steps:
             partitions = [p.apply(decision, step) for p in partitions]
         spans.append(Span("worker 0", "update", step, t - start, clock() - start))
     return Run("single process" if len(parts) == 1 else "one process", len(parts),
-               coordinator.result(), algorithm.steps, clock() - start, 0.0, spans)
+               coordinator.result(), algorithm.steps, clock() - start, 0.0, *sizes.means(), spans)

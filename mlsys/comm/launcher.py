@@ -395,10 +395,21 @@ def run_mpi(script: list[str], world_size: int, timeout: float = 60.0) -> int:
                      "mpiexec reported success (a rank that exits early makes MPICH stop the "
                      "others)")
                 code = 1
-    for leftover in mpich_segments() - before:
-        if not _mapped_anywhere(leftover):
-            leftover.unlink(missing_ok=True)
+    _remove_unmapped(mpich_segments() - before)
     return code
+
+
+def _remove_unmapped(paths: set[Path], within: float = 3.0) -> None:
+    """Unlink each of ``paths`` once no process maps it (an aborted job's ranks may still be
+    ending when mpiexec returns); a segment still in use after ``within`` seconds is kept."""
+    deadline, pending = time.monotonic() + within, set(paths)
+    while pending:
+        for path in [p for p in pending if not _mapped_anywhere(p)]:
+            path.unlink(missing_ok=True)
+            pending.discard(path)
+        if not pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def _parser() -> cliargs.ArgumentParser:

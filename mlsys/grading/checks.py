@@ -58,8 +58,8 @@ def as_array(value: Any, name: str = "value") -> np.ndarray:
 
     if type(value) is Tensor:
         value = value.data
-    if type(value) is np.ndarray:
-        return value
+    if isinstance(value, np.ndarray):  # a subclass is compared as its plain data
+        return value.view(np.ndarray)
     if type(value) in _NUMBERS or isinstance(value, _NUMBERS):
         return np.asarray(value)
     raise AssertionError(f"{name}: expected a numpy array, a number or a Tensor, got "
@@ -92,7 +92,7 @@ def assert_equal(actual: Any, expected: Any, *, name: str = "value") -> None:
                 raise AssertionError(f"{path}: expected a sequence of {len(e)} items, got {a!r}")
             for i, (x, y) in enumerate(zip(a, e)):
                 check(x, y, f"{path}[{i}]")
-        elif type(e) is np.ndarray:
+        elif isinstance(e, np.ndarray):
             arr = as_array(a, path)
             if arr.shape != e.shape or not np.array_equal(arr, e):
                 raise AssertionError(f"{path}: got {arr!r}, expected {e!r}")

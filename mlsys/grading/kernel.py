@@ -101,6 +101,9 @@ def serve(channel: Channel) -> None:
     shell = _shell()
     codec: Codec | None = None  # one for the session: objects are sent once, then referred to
     channel.send(dumps({"ready": True}))
+    devnull = os.open(os.devnull, os.O_WRONLY)  # from here on the learner's output goes nowhere
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     while True:
         message = loads(channel.recv())
         op = message.get("op")

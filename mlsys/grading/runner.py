@@ -191,6 +191,7 @@ class Kernel:
         self.session: Session | None = None
         self.starts = 0
         self.broken: str | None = None  # the kernel cannot start: no use trying again
+        self.skipped: set[int] = set()  # cells that killed the kernel
         self.problems: list[str] = []
 
     def remaining(self) -> float:
@@ -200,16 +201,24 @@ class Kernel:
         return left
 
     def ready(self) -> Session:
-        """A running kernel with every cell run, starting or restarting one if needed."""
-        if self.session is not None and self.session.alive:
-            return self.session
-        if self.broken is not None:
-            raise KernelGone(self.broken)
-        if self.session is not None:
-            if self.starts > MAX_RESTARTS:
-                raise KernelGone(f"not run: {self.session.gone}; the kernel was restarted "
-                                 f"{MAX_RESTARTS} times already")
-            self.stop()
+        """A running kernel with every cell run, starting or restarting one if needed.
+
+        A cell that kills the kernel is noted and skipped from then on (the kernel restarts
+        without it), so one fatal cell costs what depends on it, not the whole notebook."""
+        while True:
+            if self.session is not None and self.session.alive:
+                return self.session
+            if self.broken is not None:
+                raise KernelGone(self.broken)
+            if self.session is not None:
+                self.stop()
+                if self.starts > MAX_RESTARTS:
+                    self.broken = (f"not run: {self.session.gone}; the kernel was restarted "
+                                   f"{MAX_RESTARTS} times already")
+                    raise KernelGone(self.broken)
+            self._start()
+
+    def _start(self) -> None:
         first = self.starts == 0
         self.starts += 1
         confinement = sandbox.Confinement(memory_mb=self.limits.memory_mb,
@@ -223,14 +232,16 @@ class Kernel:
             self.broken = str(error)
             raise
         for index, (source, _) in enumerate(self.cells, start=1):
+            if index in self.skipped:
+                continue
             try:
                 error = self.session.run(source, min(self.limits.cell_timeout, self.remaining()))
-            except KernelGone as gone:  # a cell kills it: it would again, so do not restart
-                self.broken = f"cell {index}: {gone}"
-                raise KernelGone(self.broken) from None
+            except KernelGone as gone:
+                self.skipped.add(index)
+                self.notes.append(f"cell {index}: {gone}; it is skipped from now on")
+                return
             if error and first and len(self.notes) < MAX_NOTES:
                 self.notes.append(f"cell {index}: {error[:300]}")
-        return self.session
 
     def call(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         session = self.ready()

@@ -144,7 +144,7 @@ class Codec:
             if depth > MAX_DEPTH:
                 raise WireError(f"data nested more than {MAX_DEPTH} levels deep")
             kind = type(item)
-            if kind in (int, float, str, bool, np.ndarray) or item is None:
+            if kind in (int, float, str, bool) or item is None or isinstance(item, np.ndarray):
                 continue
             if self._type_name(kind) in self.allowed:
                 found.append(item)
@@ -173,8 +173,8 @@ class Codec:
             return value if math.isfinite(value) else {"$f": repr(value)}
         if kind is complex:
             return {"$c": [self._value(value.real), self._value(value.imag)]}
-        if kind is np.ndarray:
-            return _encode_array(value)
+        if isinstance(value, np.ndarray):  # a subclass crosses as its plain data
+            return _encode_array(np.asarray(value).view(np.ndarray))
         if isinstance(value, np.generic):
             return {"$ns": _encode_array(np.asarray(value))}
         if isinstance(value, np.dtype):

@@ -2,49 +2,36 @@
 
 :func:`generate_source` writes plain Python — nested loops over the group's shape (passed in as
 an argument, so one kernel serves every batch size with the same broadcast pattern), one scalar
-expression per primitive, broadcast inputs indexed at 0 along their size-1 dimensions (no
-broadcast copies), an optional sum over trailing axes — and :func:`compile_fused` compiles it
-with ``numba.njit``: ``parallel=True`` with ``prange`` on the outer loop when the group is large
-enough to pay for threads. Every intermediate lives in a register; only the group's inputs are
+expression per primitive (its template from the registry, ``Primitive.scalar``), broadcast inputs
+indexed at 0 along their size-1 dimensions (no broadcast copies), an optional reduction over
+trailing axes (the reduction primitive's accumulator, ``Primitive.reduction``) — and
+:func:`compile_fused` compiles it with ``numba.njit``: ``parallel=True`` with ``prange`` on the
+outer loop when the group is large enough to pay for threads, and IEEE semantics (``1/0`` is
+``inf``, as in eager numpy). Every intermediate lives in a register; only the group's inputs are
 read and its one output written, which is the memory traffic fusion saves.
 
-Kernels are cached twice: in-process by their source text, and on disk (the generated module is
-written under :func:`cache_dir` and compiled with ``cache=True``), so a second process reuses the
-machine code instead of paying Numba's compile time again.
+Kernels are cached twice (:mod:`mlsys.kernels.cpu.generated`): in-process by their source text,
+and on disk, so a second process reuses the machine code instead of paying Numba's compile time
+again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
+import math
 from typing import Any
 
 import numpy as np
 
+from ..kernels.cpu.generated import cache_dir, load
+from ..ops.registry import PRIMITIVES
 from .ir import Fused, Graph, Node, Var
 
-__all__ = ["SCALAR", "can_lower", "generate_source", "compile_fused", "FusedKernel", "cache_dir",
+__all__ = ["can_lower", "generate_source", "compile_fused", "FusedKernel", "cache_dir",
            "PARALLEL_MIN_ELEMENTS"]
 
 # Below this many elements a serial one-pass loop already streams at memory speed and thread
 # start-up (and, on a busy machine, waiting for a free core) costs more than threads save.
 PARALLEL_MIN_ELEMENTS = 1 << 22
-
-
-def _cast(args: list[str], params: Mapping[str, Any]) -> str:
-    dtype = np.dtype(params["dtype"])
-    if dtype.kind == "b":
-        return f"({args[0]} != 0)"
-    return f"np.{dtype.name}({args[0]} * 1)"  # `* 1` promotes a bool, which np.float32() refuses
-
-
-def _tanh_of(x: str) -> str:
-    return f"tanh_({x})"  # defined in every kernel module, for the kernel's float type
 
 
 # tanh in float32 as a branch-free rational function of x clamped to +-7.9 (beyond which tanh
@@ -66,72 +53,36 @@ def _horner(coefficients: tuple[float, ...], var: str) -> str:
     return expr
 
 
-def _tanh_helper(float_type: str) -> list[str]:
-    """Source of the module-level ``tanh_`` that kernels inline."""
-    lines = ["@numba.njit(inline=\"always\", error_model=\"numpy\")", "def tanh_(x):"]
+def _header(float_type: str) -> list[str]:
+    """The kernel module's imports and the template functions (``SCALAR_FUNCTIONS``) it binds."""
+    lines = ["import numba", "import numpy as np", "from math import erf, exp, log, log1p, sqrt",
+             "", f"F = np.{float_type}", "", "",
+             "@numba.njit(inline=\"always\", error_model=\"numpy\")", "def tanh(x):"]
     if float_type == "float64":
-        return lines + ["    return math.tanh(x)"]
+        return lines + ["    return np.tanh(x)", "", ""]
     return lines + [f"    v = min(max(x, F({-_TANH_CLAMP!r})), F({_TANH_CLAMP!r}))",
                     "    v2 = v * v",
-                    f"    return v * {_horner(_TANH_NUM, 'v2')} / {_horner(_TANH_DEN, 'v2')}"]
-
-
-def _gelu(args: list[str], params: Mapping[str, Any]) -> str:
-    x = args[0]
-    if params["approximate"] == "tanh":
-        inner = f"F(0.7978845608028654) * ({x} + F(0.044715) * {x} * {x} * {x})"
-        return f"(F(0.5) * {x} * (F(1.0) + {_tanh_of(inner)}))"
-    return f"(F(0.5) * {x} * (F(1.0) + math.erf({x} * F(0.7071067811865476))))"
-
-
-def _gelu_grad(args: list[str], params: Mapping[str, Any]) -> str:
-    x = args[0]
-    if params["approximate"] == "tanh":
-        t = _tanh_of(f"F(0.7978845608028654) * ({x} + F(0.044715) * {x} * {x} * {x})")
-        dt = f"(F(0.7978845608028654) * (F(1.0) + F(0.134145) * {x} * {x}))"
-        return f"(F(0.5) * (F(1.0) + {t}) + F(0.5) * {x} * (F(1.0) - {t} * {t}) * {dt})"
-    return (f"(F(0.5) * (F(1.0) + math.erf({x} * F(0.7071067811865476))) + {x} * "
-            f"math.exp(F(-0.5) * {x} * {x}) * F(0.3989422804014327))")
-
-
-def _fmt(template: str) -> Callable[[list[str], Mapping[str, Any]], str]:
-    return lambda args, params: template.format(*args)
-
-
-# Scalar lowering of elementwise primitives (keyed by registry name). An elementwise primitive
-# without an entry is simply left unfused; this table adds no op, it says how to emit one.
-# Float literals are written F(...), F being the kernel's float type, so float32 data is computed
-# in float32 as numpy does (a bare 0.5 would promote the whole expression to float64).
-SCALAR: dict[str, Callable[[list[str], Mapping[str, Any]], str]] = {
-    "add": _fmt("({0} + {1})"), "sub": _fmt("({0} - {1})"), "mul": _fmt("({0} * {1})"),
-    "div": _fmt("({0} / {1})"), "pow": _fmt("({0} ** {1})"), "maximum": _fmt("max({0}, {1})"),
-    "neg": _fmt("(-{0})"), "exp": _fmt("math.exp({0})"), "log": _fmt("math.log({0})"),
-    "sqrt": _fmt("math.sqrt({0})"), "tanh": lambda args, params: _tanh_of(args[0]),
-    "sigmoid": _fmt("(F(1.0) / (F(1.0) + math.exp(-{0})))"),
-    "relu": _fmt("max({0}, F(0.0))"),
-    "greater": _fmt("({0} > {1})"), "greater_equal": _fmt("({0} >= {1})"),
-    "less": _fmt("({0} < {1})"), "less_equal": _fmt("({0} <= {1})"),
-    "equal": _fmt("({0} == {1})"), "not_equal": _fmt("({0} != {1})"),
-    "where": _fmt("({1} if {0} else {2})"), "cast": _cast, "gelu": _gelu,
-    "gelu_grad": _gelu_grad,
-}
-
-
-_USES_TANH = {"tanh", "gelu", "gelu_grad"}
+                    f"    return v * {_horner(_TANH_NUM, 'v2')} / {_horner(_TANH_DEN, 'v2')}", "", ""]
 
 
 def can_lower(node: Node) -> bool:
-    """Whether ``node`` is an elementwise primitive this module can emit. float16 values stay on
-    the numpy reference path: Numba has no half-precision arithmetic on the CPU."""
-    return (node.fused is None and node.elementwise and node.op in SCALAR
+    """Whether ``node`` is an elementwise primitive this module can emit (each one has its scalar
+    template in its registry entry). float16 values stay on the numpy reference path: Numba has no
+    half-precision arithmetic on the CPU."""
+    return (node.fused is None and node.elementwise
             and all(v.spec.dtype != np.float16 for v in (*node.inputs, node.out)))
 
 
-def _literal(value: np.ndarray) -> str:
+def _literal(value: Any) -> str:
+    """A constant as source: floats as ``F(...)`` in the kernel's float type (infinities and NaN
+    spelled with numpy's names)."""
     array = np.asarray(value)
-    if array.dtype.kind == "f":
-        return f"F({array.item()!r})"
-    return repr(array.item())
+    if array.dtype.kind != "f":
+        return repr(array.item())
+    v = float(array.item())
+    if math.isnan(v):
+        return "F(np.nan)"
+    return f"F({'-' if v < 0 else ''}np.inf)" if math.isinf(v) else f"F({v!r})"
 
 
 def _float_type(body: Graph) -> str:
@@ -164,14 +115,11 @@ def generate_source(fused: Fused, parallel: bool | None = None) -> str:
         parallel = size >= PARALLEL_MIN_ELEMENTS and (n_lead > 0 and full[0] > 1 or axes is not None)
     names: dict[Var, str] = {v: f"a{k}" for k, v in enumerate(body.inputs)}
     float_type = _float_type(body)
-    lines = ["import math", "", "import numba", "import numpy as np", "", f"F = np.{float_type}",
-             "", ""]
-    if any(n.op in _USES_TANH for n in body.nodes):
-        lines += [*_tanh_helper(float_type), "", ""]
+    lines = _header(float_type)
     # error_model="numpy": x / 0 is inf or nan, as in the primitives' numpy forwards (Numba's
     # default raises ZeroDivisionError, and its check per division keeps loops from vectorizing)
     lines += [f"@numba.njit(parallel={parallel}, cache=True, nogil=True, error_model=\"numpy\")",
-             f"def kernel(out, shape, {', '.join(names[v] for v in body.inputs)}):"]
+              f"def kernel(out, shape, {', '.join(names[v] for v in body.inputs)}):"]
     depth = 1
 
     def emit(text: str) -> None:
@@ -185,8 +133,9 @@ def generate_source(fused: Fused, parallel: bool | None = None) -> str:
 
     for d in range(n_lead):
         loop(d)
-    if axes is not None:
-        emit("acc = 0.0" if np.dtype(fused_out_dtype(fused)).kind == "f" else "acc = 0")
+    reduction = PRIMITIVES[fused.reduce_op].reduction if axes is not None else None
+    if reduction is not None:
+        emit(f"acc = {_literal(np.float64(reduction.identity))}")
         for d in range(n_lead, len(full)):
             loop(d)
     for k, v in enumerate(body.inputs):
@@ -196,14 +145,17 @@ def generate_source(fused: Fused, parallel: bool | None = None) -> str:
         names[v] = _literal(value)
     for k, n in enumerate(body.nodes):
         names[n.out] = f"t{k}"  # by position, not value id: equal groups give equal source
-        emit(f"{names[n.out]} = {SCALAR[n.op]([names[v] for v in n.inputs], n.params)}")
+        expr = PRIMITIVES[n.op].scalar_expr([names[v] for v in n.inputs], n.params)
+        emit(f"{names[n.out]} = {expr}")
     result = names[body.outputs[0]]
-    if axes is None:
+    if reduction is None:
         emit(f"out{_index(full, full)} = {result}")
     else:
-        emit(f"acc += {result}")
+        emit(f"acc = {reduction.combine.format('acc', result)}")
         depth = n_lead + 1
-        emit(f"out{_index(full[:n_lead], full[:n_lead])} = acc")
+        count = int(np.prod(full[n_lead:], dtype=np.int64))
+        total = f"acc / F({count})" if reduction.mean else "acc"
+        emit(f"out{_index(full[:n_lead], full[:n_lead])} = {total}")
     return "\n".join(lines) + "\n"
 
 
@@ -224,40 +176,6 @@ def fused_out_shape(fused: Fused) -> tuple[int, ...]:
     return tuple(n for d, n in enumerate(full) if d not in axes)
 
 
-def cache_dir() -> Path | None:
-    """Where generated kernel modules are written (``$MLSYS_KERNEL_CACHE`` or the user cache);
-    None when it cannot be created, and then kernels are cached in-process only."""
-    root = os.environ.get("MLSYS_KERNEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlsys", "kernels")
-    try:
-        Path(root).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return Path(root) if os.access(root, os.W_OK) else None
-
-
-def _load(source: str) -> Callable[..., None]:
-    digest = hashlib.sha1(source.encode()).hexdigest()[:20]
-    where = cache_dir()
-    if where is None:
-        namespace: dict[str, Any] = {}
-        exec(compile(source.replace("cache=True", "cache=False"), f"<kernel {digest}>", "exec"),
-             namespace)
-        return namespace["kernel"]
-    path = where / f"k_{digest}.py"
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=where, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    name = f"mlsys_kernel_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # Numba's disk cache re-imports the module by name
-    spec.loader.exec_module(module)
-    return module.kernel
-
-
 class FusedKernel:
     """A compiled fused group: ``kernel(*inputs, out=None)`` returns the group's output array."""
 
@@ -270,7 +188,7 @@ class FusedKernel:
         n_lead = len(full) - len(fused.reduce_axes) if fused.reduces else len(full)
         self._store_shape = full[:n_lead] or (1,)
         self._full = tuple(int(n) for n in full)
-        self._fn = _KERNELS.get(self.source) or _KERNELS.setdefault(self.source, _load(self.source))
+        self._fn = load(self.source).kernel
 
     def __call__(self, *inputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if len(inputs) != len(self.fused.body.inputs):
@@ -284,9 +202,6 @@ class FusedKernel:
                              f"{self.shape}, got {out.dtype} {out.shape}")
         self._fn(out.reshape(self._store_shape), self._full, *args)
         return out
-
-
-_KERNELS: dict[str, Callable[..., None]] = {}
 
 
 def compile_fused(fused: Fused, parallel: bool | None = None) -> FusedKernel:

@@ -54,11 +54,13 @@ def fresh(spec: Spec) -> Var:
 
 @dataclass(frozen=True)
 class Fused:
-    """A fused group: an elementwise ``body`` graph, optionally summed over trailing ``axes``."""
+    """A fused group: an elementwise ``body`` graph, optionally reduced over trailing ``axes`` by
+    the reduction primitive ``reduce_op``."""
 
     body: Graph
     reduce_axes: tuple[int, ...] | None = None
     keepdims: bool = False
+    reduce_op: str = "sum"
 
     @property
     def reduces(self) -> bool:
@@ -229,7 +231,7 @@ def node_text(n: Node) -> str:
     op = n.op
     if n.fused is not None:
         inner = "+".join(m.op for m in n.fused.body.nodes)
-        red = f"->sum{n.fused.reduce_axes}" if n.fused.reduces else ""
+        red = f"->{n.fused.reduce_op}{n.fused.reduce_axes}" if n.fused.reduces else ""
         op = f"fused[{inner}{red}]"
     params = " ".join(f"{k}={_show_param(v)}" for k, v in n.params.items())
     args = ", ".join(map(repr, n.inputs))

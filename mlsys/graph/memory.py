@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ops.registry import PRIMITIVES
 from .ir import Graph, Node, Var
 
 __all__ = ["VIEW_OPS", "is_view", "Storage", "storages", "root_of", "peak_live_bytes", "live_profile",
            "MemoryPlan", "plan_memory"]
 
-VIEW_OPS = frozenset({"reshape", "broadcast_to", "permute", "getitem"})
+VIEW_OPS = frozenset(name for name, prim in PRIMITIVES.items() if prim.view)
 
 
 def is_view(node: Node) -> bool:

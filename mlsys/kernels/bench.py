@@ -20,7 +20,7 @@ from ..ops.registry import Cost
 from . import roofline
 from .cpu import matmul as cpu_matmul
 from .cpu import nn as cpu_nn
-from .cpu.elementwise import UFUNCS
+from .cpu.elementwise import ufunc
 
 SETTLE_S = 0.2
 WINDOW_S = 0.002
@@ -91,7 +91,7 @@ def cpu_rows(n: int, repeat: int = 3) -> list[dict[str, Any]]:
     rows.append(_row("layer norm", size, cost, lambda: cpu_nn.layer_norm_rows(x, w, bias),
                      "numpy", numpy_layer_norm, repeat))
     cost = roofline.primitive_cost("add", (n, n), (n, n))
-    add = UFUNCS["add"]
+    add = ufunc("add", np.float32)
     rows.append(_row("add (ufunc)", size, cost, lambda: add(x, x), "numpy",
                      lambda: np.add(x, x), repeat))
     rows.append(_conv_row(rng, max(1, n // 128), repeat))

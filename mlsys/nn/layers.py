@@ -1,8 +1,10 @@
-"""Layers: Linear, Conv2d, pooling, LayerNorm, Embedding, Dropout, activations, Sequential."""
+"""Layers: Linear, Conv2d, pooling, LayerNorm, BatchNorm, Embedding, Dropout, activations, and the
+containers Sequential and ModuleList."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -90,6 +92,48 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
+class _BatchNorm(Module):
+    """Batch normalization over dimension 1, with running statistics as buffers."""
+
+    dims: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+        else:
+            self.running_mean = self.running_var = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self.dims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected an input with {self.num_features} "
+                             f"channels in dimension 1 and {' or '.join(map(str, self.dims))} "
+                             f"dimensions, got shape {x.shape}")
+        use_batch = self.training or self.running_mean is None
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch, self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) inputs."""
+
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) inputs."""
+
+    dims = (4,)
+
+
 class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
         super().__init__()
@@ -132,6 +176,21 @@ class GELU(Module):
         return F.gelu(x, self.approximate)
 
 
+class SiLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class Identity(Module):
+    """Returns its input (a placeholder where a layer is optional)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
 class Tanh(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
@@ -151,20 +210,24 @@ class Flatten(Module):
         return x.flatten(self.start_dim)
 
 
-class Sequential(Module):
-    """Layers applied in order; indexable and iterable."""
+class ModuleList(Module):
+    """Modules held in a list and registered as submodules (no forward of its own)."""
 
-    def __init__(self, *layers: Module) -> None:
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Module")
-            setattr(self, str(i), layer)
+        self.extend(modules)
 
-    def forward(self, x: Any) -> Any:
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: item {len(self)} is a {type(module).__name__}, "
+                            f"not a Module")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self
 
     def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
@@ -172,5 +235,17 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+
+class Sequential(ModuleList):
+    """Layers applied in order; indexable and iterable."""
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__(layers)
+
+    def forward(self, x: Any) -> Any:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x

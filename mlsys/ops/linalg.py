@@ -38,5 +38,5 @@ def _matmul_vjp(g, out, a, b):
 
 
 matmul = register(Primitive(
-    "matmul", forward=np.matmul, shape=_matmul_shape, cost=_matmul_cost, vjp=_matmul_vjp,
+    "matmul", forward=np.matmul, shape=_matmul_shape, cost=_matmul_cost, vjp=_matmul_vjp, arity=2,
     doc="a @ b over the last two dimensions, batch dimensions broadcast"))

@@ -18,11 +18,11 @@ a hand-written kernel with ``@prim.implement(device)``, naming the primitive obj
 ``AttributeError`` at import), and generates the rest from the templates.
 
 **Scalar templates** are Python expressions over the operands ``{0}``, ``{1}``... (and parameters
-by name) that the Numba CPU and numba-cuda code generators both compile. They may use
-``math.<fn>`` (``exp``, ``log``, ``sqrt``, ``erf``, ``tanh``), ``tanh_(x)`` (the backend's fastest
-accurate tanh), ``F(literal)`` (a float literal in the kernel's float type, so float32 data is
-computed in float32 as numpy does) and ``np.<dtype>(x)`` conversions. They follow IEEE semantics:
-NaN propagates through ``maximum``/``minimum``/``max``, ``log(0)`` is ``-inf``, ``1/0`` is ``inf``.
+by name) that the Numba CPU and numba-cuda code generators both compile. They may call the
+:data:`SCALAR_FUNCTIONS` (each backend binds them to its best implementation), ``F(literal)`` (a
+float literal in the kernel's float type, so float32 data is computed in float32 as numpy does)
+and ``np.<dtype>(x)`` conversions. They follow IEEE semantics: NaN propagates through
+``maximum``/``minimum``/``max``, ``log(0)`` is ``-inf``, ``1/0`` is ``inf``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Cost", "Spec", "Primitive", "Reduction", "Algebra", "PRIMITIVES", "register", "get",
-           "set_dispatcher"]
+__all__ = ["Cost", "Spec", "Primitive", "Reduction", "Algebra", "PRIMITIVES", "SCALAR_FUNCTIONS",
+           "register", "get", "set_dispatcher"]
+
+# The functions a scalar template may call; every code generator binds each of them.
+SCALAR_FUNCTIONS = ("exp", "log", "log1p", "sqrt", "tanh", "erf")
 
 
 class Spec(NamedTuple):
@@ -143,6 +146,11 @@ class Primitive:
             return self.scalar.format(*args, **params)
         return self.scalar(args, params)
 
+    def scalar_function(self, params: Mapping[str, Any], name: str = "f") -> str:
+        """Source of ``def name(a0, a1, ...)`` returning one output element (for code generators)."""
+        args = [f"a{k}" for k in range(self.arity or 0)]
+        return f"def {name}({', '.join(args)}):\n    return {self.scalar_expr(args, params)}\n"
+
     def implement(self, device: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering a kernel as this primitive's forward on ``device``."""
 
@@ -164,7 +172,7 @@ def register(prim: Primitive) -> Primitive:
     primitive must say how it lowers (its operand count and scalar template)."""
     if prim.name in PRIMITIVES:
         raise ValueError(f"primitive {prim.name!r} is already registered")
-    if prim.elementwise and (prim.scalar is None or prim.arity is None) and False:  # TEMP
+    if prim.elementwise and (prim.scalar is None or prim.arity is None):
         raise ValueError(f"primitive {prim.name!r} is elementwise: give its arity and scalar template")
     PRIMITIVES[prim.name] = prim
     return prim

@@ -5,8 +5,8 @@ Two measures per column, as monitoring tools report them:
 * the **population stability index**, ``PSI = sum_i (a_i - e_i) ln(a_i / e_i)`` over bins cut at the
   reference sample's quantiles, where ``e_i`` and ``a_i`` are the fractions of the reference and
   of the current sample in bin ``i`` (a symmetrised Kullback-Leibler divergence of the binned
-  distributions). Practice reads below 0.1 as stable and above 0.2 (the default alert) as a shift
-  worth acting on (Yurdakul, 2018);
+  distributions). The rule of thumb reads below 0.10 as little change, 0.10 to 0.25 as moderate
+  and above 0.25 (the default alert) as a significant shift that needs action (Yurdakul, 2018);
 * the **two-sample Kolmogorov-Smirnov test** (``scipy.stats.ks_2samp``): the largest gap between
   the two empirical distribution functions and its p-value. Testing many columns at once, the
   alert level is divided by their number (Bonferroni), so a stable table raises a false alarm
@@ -66,7 +66,7 @@ class ColumnDrift:
 
 
 def drift_report(reference: Columns, current: Columns, columns: Sequence[str] | None = None, *,
-                 bins: int = 10, psi_threshold: float = 0.2, alpha: float = 0.01) -> list[ColumnDrift]:
+                 bins: int = 10, psi_threshold: float = 0.25, alpha: float = 0.01) -> list[ColumnDrift]:
     """PSI and the KS test for each of ``columns`` (default: every column of ``reference``)."""
     from scipy.stats import ks_2samp
 

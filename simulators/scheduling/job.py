@@ -2,7 +2,8 @@
 
 A :class:`Job` is a gang: it needs all ``gpus`` at once and holds them until it finishes or is
 preempted. ``work`` is its running time in seconds on a consolidated placement (all GPUs on as
-few machines as possible); spread across machines it runs ``spread_slowdown`` times slower.
+few machines as possible); spread over more machines than that it runs ``spread_slowdown`` times
+slower.
 """
 
 from __future__ import annotations

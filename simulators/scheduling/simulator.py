@@ -66,9 +66,9 @@ class JobState:
 class Simulation:
     """Replays ``trace`` on a cluster of shape ``spec`` under ``policy``.
 
-    ``spread_slowdown``: a job spanning nodes runs this many times slower (a job's own
-    ``spread_slowdown`` overrides it); ``switch_slowdown`` multiplies it again when the job also
-    spans switches. ``restart_cost``: seconds a preempted job spends restoring its checkpoint
+    ``spread_slowdown``: a job spread over more nodes than it needs (an 8-GPU job on two 4-GPU
+    nodes needs two) runs this many times slower (a job's own ``spread_slowdown`` overrides it);
+    ``switch_slowdown`` multiplies in when it spans more switches than it needs. ``restart_cost``: seconds a preempted job spends restoring its checkpoint
     (holding its GPUs without progress) when it resumes.
     """
 
@@ -96,7 +96,8 @@ class Simulation:
         self._waiting: dict[int, list] = {}  # GPU count -> heap of (key, seq, state, version)
         self._running: list = []      # (negated key, seq, state, rank)
         self._completions: list = []  # (time, seq, state, version)
-        self._timers: list = []       # (time, seq, state, rank)
+        self._timers: list = []       # (time, seq, state, rank): a running job's key changes
+        self._wait_timers: list = []  # (time, seq, state, version): a waiting job's key changes
         self._next_arrival = 0
         self._active = 0
         self._n_running = 0
@@ -160,19 +161,15 @@ class Simulation:
             return False
         now = self.now
         state.gpu_ids = self.cluster.allocate(counts)
-        slowdown = 1.0
-        if len(counts) > 1:
-            slowdown = state.job.spread_slowdown or self.spread_slowdown
-            if len({self.cluster.switch_of(n) for n, _ in counts}) > 1:
-                slowdown *= self.switch_slowdown
-        state.slowdown = slowdown
+        state.slowdown = self._slowdown(state, counts)
         state.overhead = self.restart_cost if state.preemptions else 0.0
         state.running, state.started = True, now
         self._n_running += 1
         if math.isnan(state.first_start):
             state.first_start = now
         state.version += 1
-        state.finish_at = now + state.overhead + state.remaining * slowdown
+        state.finish_at = now + state.overhead + state.remaining * state.slowdown
+        self.policy.on_start(state, now)
         heapq.heappush(self._completions, (state.finish_at, next(self._seq), state, state.version))
         self._push_running(state)
         return True
@@ -182,13 +179,17 @@ class Simulation:
         self._stop(state)
         state.preemptions += 1
         state.enqueued = self.now
+        self.policy.on_preempt(state, self.now)
         self._push_waiting(state)
 
     def preempt_for(self, state: JobState) -> bool | None:
         """Preempt running jobs with worse keys than ``state`` until it fits, then start it.
 
-        Nothing is preempted unless enough worse jobs exist to free ``state.gpus`` GPUs. Returns
-        whether ``state`` started, or ``None`` when no running job at all has a worse key.
+        Nothing is preempted unless enough worse jobs exist to free ``state.gpus`` GPUs, and of
+        the worse jobs found, the best are spared while the rest free enough (the greedy packing
+        Tiresias's simulator recomputes at every event), so no job is preempted only to restart
+        at once. Returns whether ``state`` started, or ``None`` when no running job at all has a
+        worse key.
         """
         need = state.gpus - self.cluster.free_gpus
         if need > 0:  # most calls fail: find out without reordering the running queue
@@ -215,11 +216,38 @@ class Simulation:
             for entry in victims:
                 heapq.heappush(heap, entry)
             return False if victims else None
+        spared = []
+        for entry in reversed(victims):  # best key first
+            if freed - entry[2].gpus >= state.gpus:
+                freed -= entry[2].gpus
+                spared.append(entry)
+        kept = {id(entry) for entry in spared}
         for entry in victims:
+            if id(entry) not in kept:
+                self.preempt(entry[2])
+        if self.try_start(state):
+            for entry in spared:
+                heapq.heappush(heap, entry)
+            return True
+        for entry in spared:  # the placement needs their GPUs too (e.g. whole nodes)
             self.preempt(entry[2])
         return self.try_start(state)
 
     # ---- internals ----------------------------------------------------------------------
+    def _slowdown(self, state: JobState, counts: list[tuple[int, int]]) -> float:
+        """How much slower ``state`` runs on ``counts``: the spread factor if it spans more nodes
+        than it needs, times the switch factor if it spans more switches than it needs."""
+        spec = self.spec
+        nodes = -(-state.gpus // spec.gpus_per_node)
+        slowdown = 1.0
+        if len(counts) > nodes:
+            slowdown = state.job.spread_slowdown or self.spread_slowdown
+        if self.switch_slowdown != 1.0 and len(counts) > 1:
+            switches = len({self.cluster.switch_of(n) for n, _ in counts})
+            if switches > -(-nodes // spec.nodes_per_switch):
+                slowdown *= self.switch_slowdown
+        return slowdown
+
     def _worse_gpus(self, state: JobState, need: int) -> int | None:
         """GPUs held by running jobs with worse keys than ``state``, counted up to ``need``.
 
@@ -259,9 +287,13 @@ class Simulation:
         return found
 
     def _push_waiting(self, state: JobState) -> None:
-        state.key = self.policy.key(state, self.now)
+        now = self.now
+        state.key = self.policy.key(state, now)
         heap = self._waiting.setdefault(state.gpus, [])
         heapq.heappush(heap, (state.key, next(self._seq), state, state.version))
+        when = self.policy.next_wait_change(state, now)
+        if when is not None and when > now:
+            heapq.heappush(self._wait_timers, (when, next(self._seq), state, state.version))
 
     def _push_running(self, state: JobState) -> None:
         """Give a running job a fresh key: one valid running-queue entry per job, old ones go stale."""
@@ -316,6 +348,11 @@ class Simulation:
                 heapq.heappop(heap)
             if heap:
                 t = min(t, heap[0][0])
+            heap = self._wait_timers
+            while heap and (heap[0][3] != heap[0][2].version or heap[0][2].running):
+                heapq.heappop(heap)
+            if heap:
+                t = min(t, heap[0][0])
         return t
 
     def _process(self, now: float) -> None:
@@ -338,7 +375,15 @@ class Simulation:
             while timers and timers[0][0] <= now:
                 _, _, state, rank = heapq.heappop(timers)
                 if rank == state.rank and state.running:
+                    self.policy.on_timer(state, now)
                     self._push_running(state)
+            timers = self._wait_timers
+            while timers and timers[0][0] <= now:
+                _, _, state, version = heapq.heappop(timers)
+                if version == state.version and not state.running:
+                    self.policy.on_timer(state, now)
+                    state.version += 1  # its old place in the waiting queue goes stale
+                    self._push_waiting(state)
 
     def _loop(self, env: simpy.Environment):
         interval = self.policy.rekey_interval

@@ -29,13 +29,20 @@ def _choice(owner: str, name: str, value: str, allowed: tuple[str, ...]) -> None
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """A GPT-style decoder: ``layers`` blocks of attention and a 4x MLP, tied embeddings."""
+    """A GPT-style decoder: ``layers`` blocks of attention and a 4x MLP.
+
+    With ``tied_embeddings`` (GPT-2/3, Megatron-LM's default) the output layer reuses the input
+    embedding; a pipeline then keeps a copy on its first and last stages and all-reduces the
+    copies' gradients every step. Untied (``--untie-embeddings-and-output-weights``), the output
+    layer is a matrix of its own: ``V*h`` more parameters and no such all-reduce.
+    """
 
     layers: int
     hidden: int
     heads: int
     seq_len: int
     vocab: int = 51200
+    tied_embeddings: bool = True
 
     def __post_init__(self) -> None:
         _positive("model", layers=self.layers, hidden=self.hidden, heads=self.heads,
@@ -45,9 +52,11 @@ class TransformerConfig:
 
     @property
     def params(self) -> int:
-        """Parameter count: 12h^2 + 13h per layer, embeddings V*h + s*h, final layernorm."""
+        """Parameter count: 12h^2 + 13h per layer, embeddings V*h + s*h (and V*h more for an
+        untied output layer), final layernorm."""
         h = self.hidden
-        return self.layers * (12 * h * h + 13 * h) + (self.vocab + self.seq_len) * h + 2 * h
+        output = 0 if self.tied_embeddings else self.vocab * h
+        return self.layers * (12 * h * h + 13 * h) + (self.vocab + self.seq_len) * h + output + 2 * h
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,28 @@ class ParallelConfig:
     ``global_batch`` sequences per step are cut into micro-batches of ``micro_batch`` sequences;
     each data-parallel replica runs ``global_batch / (dp * micro_batch)`` of them per step.
     ``chunks`` is the number of model chunks per pipeline stage (interleaved schedule only).
+    ``overlap`` overlaps the gradient reduction with the last micro-batch's backward pass.
+
+    The switches of today's Megatron-LM, each costed in :mod:`.costs` and :mod:`.hybrid` and
+    sized in :mod:`.memory`:
+
+    - ``sequence_parallel`` (Korthikanti et al., MLSys'23, section 4.2.2): layernorms and dropouts
+      run on ``s/t`` of the sequence; each tensor-parallel all-reduce becomes an all-gather and a
+      reduce-scatter; activations shrink to ``sbh(34/t + 5as/(ht))`` per layer.
+    - ``fused_attention`` (FlashAttention, Dao et al., NeurIPS'22): one kernel computes attention
+      tile by tile, so the ``s x s`` scores never reach memory (no traffic, no ``5as/h`` term in
+      activations); it skips the masked half under a causal mask and recomputes the scores in
+      its backward pass (2.5x the forward FLOPs).
+    - ``tp_comm_overlap`` (Megatron ``--tp-comm-overlap``, needs ``sequence_parallel``): each
+      all-gather and reduce-scatter is cut into ``t`` chunks pipelined with its GEMM.
+    - ``param_gather_overlap`` (Megatron ``--overlap-param-gather``, needs ``zero`` 1 or 2 and
+      ``overlap``): the distributed optimizer's parameter all-gather runs bucket by bucket under
+      the next step's first forward pass instead of after the optimizer step.
+    - ``p2p_overlap``: pipeline transfers run beside the compute; ``False`` blocks the sending
+      GPU for each transfer, as Megatron-LM's synchronous send/receive did before
+      ``--overlap-p2p-comm``.
+    - ``fp32_grads``: gradients are accumulated and reduced in fp32 (Megatron-LM does this for
+      bf16 training): twice the gradient memory and data-parallel traffic.
     """
 
     dp: int = 1
@@ -71,6 +102,12 @@ class ParallelConfig:
     overlap: bool = True
     bucket_mb: float = 25.0
     dtype: str = "bf16"
+    sequence_parallel: bool = False
+    fused_attention: bool = False
+    tp_comm_overlap: bool = False
+    param_gather_overlap: bool = False
+    p2p_overlap: bool = True
+    fp32_grads: bool = False
 
     def __post_init__(self) -> None:
         _positive("parallel", dp=self.dp, tp=self.tp, pp=self.pp, micro_batch=self.micro_batch,
@@ -87,6 +124,13 @@ class ParallelConfig:
         if self.schedule == "interleaved" and self.microbatches % self.pp:
             raise ValueError(f"the interleaved schedule needs micro-batches per replica "
                              f"({self.microbatches}) divisible by pp={self.pp}")
+        if self.tp_comm_overlap and not self.sequence_parallel:
+            raise ValueError("parallel.tp_comm_overlap=true needs sequence_parallel=true "
+                             "(as Megatron-LM's --tp-comm-overlap does)")
+        if self.param_gather_overlap and (self.zero not in (1, 2) or not self.overlap):
+            raise ValueError(f"parallel.param_gather_overlap=true needs zero 1 or 2 (a distributed "
+                             f"optimizer) and overlap=true, got zero={self.zero}, "
+                             f"overlap={self.overlap}")
 
     @property
     def gpus(self) -> int:

@@ -15,12 +15,14 @@ below are what the simulator must reproduce in the ideal case (equal stages, fre
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Slot:
-    """Run the forward (``"F"``) or backward (``"B"``) pass of model ``chunk`` on ``microbatch``."""
+class Slot(NamedTuple):
+    """Run the forward (``"F"``) or backward (``"B"``) pass of model ``chunk`` on ``microbatch``.
+
+    A named tuple: schedules of a trillion-parameter model hold 10^5 of them, hashed at every step.
+    """
 
     chunk: int
     microbatch: int

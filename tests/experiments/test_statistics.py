@@ -78,7 +78,9 @@ def test_peeking_matches_the_repeated_significance_table(looks, rate) -> None:
 
 
 @pytest.mark.parametrize("spending, published", [
-    ("obrien-fleming", [4.877, 3.357, 2.680, 2.290, 2.031]),  # DeMets and Lan (1994), Table 1
+    # Lan-DeMets bounds for five equally spaced looks, two-sided 0.05 (0.025 a side): the values
+    # of gsDesign's sfLDOF / sfLDPocock at one-sided alpha 0.025, and of ldbounds
+    ("obrien-fleming", [4.877, 3.357, 2.680, 2.290, 2.031]),
     ("pocock", [2.438, 2.427, 2.410, 2.397, 2.386]),
 ])
 def test_spending_bounds_match_published_values(spending, published) -> None:
@@ -87,6 +89,18 @@ def test_spending_bounds_match_published_values(spending, published) -> None:
     assert bounds == pytest.approx(published, abs=6e-4)
     assert crossing_probability(bounds, fractions) == pytest.approx(0.05, abs=1e-6)
     assert group_sequential_bounds([1.0])[0] == pytest.approx(stats.norm.isf(0.025))
+
+
+def test_bounds_hold_alpha_on_simulated_brownian_paths(rng) -> None:
+    # independent of the numerical integration: Z_k = B(t_k) / sqrt(t_k) for a Brownian motion B
+    fractions = np.array([0.1, 0.25, 0.5, 0.6, 0.8, 1.0])
+    steps = rng.normal(size=(400_000, 6)) * np.sqrt(np.diff(fractions, prepend=0.0))
+    z = np.cumsum(steps, axis=1) / np.sqrt(fractions)
+    for spending in ("obrien-fleming", "pocock"):
+        crossed = (np.abs(z) >= group_sequential_bounds(fractions, 0.05, spending)).any(axis=1).mean()
+        assert abs(crossed - 0.05) < 4 * np.sqrt(0.05 * 0.95 / 400_000)
+    naive = (np.abs(z) >= 1.959964).any(axis=1).mean()
+    assert abs(naive - crossing_probability([1.959964] * 6, fractions)) < 4 * np.sqrt(0.15 / 400_000)
 
 
 def normal_streams(rng, streams: int, looks: int, per_look: int, effect: float) -> tuple[Moments, Moments]:

@@ -1,60 +1,18 @@
-"""The registry's contract: every primitive's shape rule agrees with its forward, costs are sane."""
+"""The registry's contract: every primitive's shape rule agrees with its forward, costs are sane,
+and what it says about lowering (templates, flags, algebra) is complete and consistent."""
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
+from op_examples import EXAMPLES
 
 from mlsys.ops import PRIMITIVES, Cost, Primitive, Spec, get, register
-from mlsys.ops.shape import Index
+from mlsys.ops.registry import SCALAR_FUNCTIONS
 
 f32 = np.float32
-R = np.random.default_rng(0)
-
-
-def a(*shape, dtype=f32):
-    return R.standard_normal(shape).astype(dtype)
-
-
-def ints(*shape, high=3):
-    return R.integers(0, high, size=shape)
-
-
-# One example application (inputs, params) of every primitive.
-EXAMPLES = {
-    **{n: ((a(2, 3), a(3)), {}) for n in ("add", "sub", "mul", "div", "maximum", "greater",
-                                          "greater_equal", "less", "less_equal", "equal",
-                                          "not_equal")},
-    "pow": ((np.abs(a(2, 3)) + 0.1, a(3)), {}),
-    **{n: ((a(2, 3),), {}) for n in ("neg", "exp", "tanh", "sigmoid", "relu")},
-    **{n: ((np.abs(a(2, 3)) + 0.1,), {}) for n in ("log", "sqrt")},
-    "gelu": ((a(4),), {"approximate": "none"}),
-    "gelu_grad": ((a(4),), {"approximate": "tanh"}),
-    "where": ((a(2, 3) > 0, a(2, 3), a(1, 3)), {}),
-    "cast": ((a(2),), {"dtype": np.dtype(np.float64)}),
-    **{n: ((a(2, 3, 4),), {"axis": (0, 2), "keepdims": False}) for n in ("sum", "mean", "max")},
-    "argmax": ((a(2, 3),), {"axis": (1,), "keepdims": True}),
-    "matmul": ((a(5, 2, 3), a(3, 4)), {}),
-    "reshape": ((a(2, 6),), {"shape": (3, 4)}),
-    "permute": ((a(2, 3, 4),), {"axes": (2, 0, 1)}),
-    "broadcast_to": ((a(3, 1),), {"shape": (2, 3, 4)}),
-    "sum_to": ((a(2, 3, 4),), {"shape": (3, 1)}),
-    "getitem": ((a(4, 5),), {"index": Index((slice(1, 3), np.array([0, 4])))}),
-    "scatter_add": ((a(2, 2),), {"index": Index((slice(1, 3), np.array([0, 4]))), "shape": (4, 5)}),
-    "take": ((a(4, 3), ints(2, 5, high=4)), {"axis": 0}),
-    "put_add": ((a(2, 5, 3), ints(2, 5, high=4)), {"axis": 0, "size": 4}),
-    "concatenate": ((a(2, 3), a(4, 3)), {"axis": 0}),
-    "softmax": ((a(2, 3),), {"axis": 1}),
-    "log_softmax": ((a(2, 3),), {"axis": 0}),
-    "one_hot": ((ints(4),), {"num_classes": 3, "dtype": np.dtype(f32)}),
-    "nll_loss": ((a(4, 3), ints(4)), {"reduction": "none"}),
-    "nll_loss_grad": ((a(), ints(4)), {"classes": 3, "reduction": "mean"}),
-    "unfold2d": ((a(2, 3, 5, 5),), {"kernel_size": (3, 3), "stride": (2, 1), "padding": (1, 0)}),
-    "fold2d": ((a(2, 27, 9),), {"input_size": (5, 5), "kernel_size": (3, 3), "stride": (2, 1),
-                                "padding": (1, 0)}),
-    "dropout_mask": ((), {"shape": (3, 4), "p": 0.25, "dtype": np.dtype(f32)}),
-    "random": ((), {"shape": (3, 4), "dtype": np.dtype(f32), "distribution": "normal"}),
-}
 
 
 def test_every_primitive_has_an_example():
@@ -101,3 +59,68 @@ def test_unknown_primitive_names_the_known_ones():
 def test_impure_and_elementwise_flags():
     assert not get("dropout_mask").pure
     assert get("relu").elementwise and not get("matmul").elementwise
+
+
+def _names(expr: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PRIMITIVES.items() if p.elementwise))
+def test_scalar_templates_use_only_the_shared_vocabulary(name):
+    """Every backend binds exactly these names, so a template any backend compiles all do."""
+    prim = get(name)
+    _, params = EXAMPLES[name]
+    operands = [f"x{k}" for k in range(prim.arity)]
+    expr = prim.scalar_expr(operands, params)
+    allowed = set(SCALAR_FUNCTIONS) | set(operands) | {"F", "np", "abs"}
+    assert _names(expr) <= allowed, f"{name}: {sorted(_names(expr) - allowed)}"
+    assert prim.arity == len(EXAMPLES[name][0])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PRIMITIVES.items() if p.elementwise))
+def test_scalar_template_matches_the_forward(name):
+    """Evaluated element by element in Python, each template gives its primitive's forward."""
+    prim = get(name)
+    arrays, params = EXAMPLES[name]
+    shape = np.broadcast_shapes(*(x.shape for x in arrays))
+    source = prim.scalar_function(params)
+    namespace = {"F": np.float32, "np": np, **{f: getattr(np, f) for f in SCALAR_FUNCTIONS
+                                               if hasattr(np, f)}}
+    from scipy.special import erf
+    namespace["erf"] = erf
+    exec(source, namespace)
+    flat = [np.broadcast_to(x, shape).reshape(-1) for x in arrays]
+    values = np.array([namespace["f"](*(x[i] for x in flat)) for i in range(len(flat[0]))])
+    expected = prim.forward(*arrays, **params)
+    np.testing.assert_allclose(values.reshape(shape).astype(expected.dtype), expected, rtol=2e-6,
+                               atol=1e-6)
+
+
+def test_lowering_flags():
+    assert {n for n, p in PRIMITIVES.items() if p.view} == {"reshape", "permute", "broadcast_to",
+                                                          "getitem"}
+    reductions = {n: p.reduction for n, p in PRIMITIVES.items() if p.reduction is not None}
+    assert set(reductions) == {"sum", "mean", "max", "min", "prod"}
+    assert reductions["mean"].mean and not reductions["sum"].mean
+    assert get("concatenate").arity is None and get("where").arity == 3
+    assert get("gelu").multipass and not get("add").multipass
+    for name, prim in PRIMITIVES.items():
+        if prim.arity is not None and name != "dropout_mask":
+            assert len(EXAMPLES[name][0]) == prim.arity, name
+
+
+def test_an_elementwise_primitive_must_say_how_it_lowers():
+    with pytest.raises(ValueError, match="'twice' is elementwise: give its arity and scalar template"):
+        register(Primitive("twice", forward=lambda x: 2 * x, shape=lambda x: x,
+                           cost=lambda x, *, out: Cost(0, 0), elementwise=True))
+    assert "twice" not in PRIMITIVES
+
+
+def test_kernels_are_registered_by_primitive_object():
+    prim = Primitive("scratch", forward=np.negative, shape=lambda x: x, cost=lambda x, *, out: Cost(0, 0))
+
+    @prim.implement("numba")
+    def kernel(x):
+        return -x
+
+    assert prim.impls == {"numba": kernel}

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops.registry import PRIMITIVES
 from ..codegen import can_lower
 from ..ir import FUSED, Fused, Graph, Node, Var
-
-# Primitives whose numpy forward makes several passes over memory (GELU's is about eight): even
-# alone they gain from becoming one generated loop.
-MULTI_PASS = frozenset({"gelu", "gelu_grad", "sigmoid"})
 
 
 def _group(root: Node, producer: dict[Var, Node], users: dict[Var, list[Node]],
@@ -32,9 +29,11 @@ def _group(root: Node, producer: dict[Var, Node], users: dict[Var, list[Node]],
     return members
 
 
-def _suffix_sum(n: Node | None, ndim: int) -> tuple[int, ...] | None:
-    """The reduced axes if ``n`` sums a float tensor over trailing axes (the legal case)."""
-    if n is None or n.op != "sum" or ndim == 0 or n.out.spec.dtype.kind != "f":
+def _suffix_reduction(n: Node | None, ndim: int) -> tuple[int, ...] | None:
+    """The reduced axes if ``n`` reduces a float tensor over trailing axes with an accumulator
+    (``Primitive.reduction``: sum, mean, max, min, prod) — the legal case."""
+    if (n is None or n.fused is not None or PRIMITIVES[n.op].reduction is None or ndim == 0
+            or n.out.spec.dtype.kind != "f"):
         return None
     axes = tuple(range(ndim)) if n.params["axis"] is None else tuple(n.params["axis"])
     return axes if axes == tuple(range(ndim - len(axes), ndim)) else None
@@ -58,13 +57,14 @@ def _build(members: list[Node], consts: dict[Var, np.ndarray]) -> tuple[tuple[Va
 
 def fuse_elementwise(graph: Graph, reductions: bool = True) -> Graph:
     """Collapse chains and trees of elementwise primitives into single fused nodes, each compiled
-    to one Numba kernel; a trailing-axes ``sum`` of a group's result joins the group when
-    ``reductions`` (the sum then happens in the kernel's registers), and a lone
-    :data:`MULTI_PASS` primitive becomes a kernel of its own.
+    to one Numba kernel; a trailing-axes reduction of a group's result joins the group when
+    ``reductions`` (it then happens in the kernel's registers), and a lone ``multipass``
+    primitive (one whose numpy forward makes several passes over memory, as GELU's eight)
+    becomes a kernel of its own.
 
     Legal because a member's value is needed by no node outside its group, all members share one
     index space (inputs may broadcast into it) and only pure elementwise primitives join.
-    Preserves: every output value (to floating-point reassociation in fused sums).
+    Preserves: every output value (to floating-point reassociation in fused sums and means).
     """
     producer = graph.producers()
     users = graph.users()
@@ -77,15 +77,16 @@ def fuse_elementwise(graph: Graph, reductions: bool = True) -> Graph:
         members = _group(n, producer, users, taken, outputs)
         only_user = users.get(n.out, [None])[0] if len(users.get(n.out, ())) == 1 else None
         legal = reductions and n.out not in outputs
-        axes = _suffix_sum(only_user, len(n.out.spec.shape)) if legal else None
+        axes = _suffix_reduction(only_user, len(n.out.spec.shape)) if legal else None
         if axes is not None:
             taken.add(only_user)
-        elif len(members) < 2 and n.op not in MULTI_PASS:
+        elif len(members) < 2 and not PRIMITIVES[n.op].multipass:
             continue
         taken |= members
         ordered = [m for m in graph.nodes if m in members]
         ins, body = _build(ordered, graph.consts)
-        fused = Fused(body, axes, bool(only_user.params["keepdims"]) if axes is not None else False)
+        fused = (Fused(body, axes, bool(only_user.params["keepdims"]), only_user.op)
+                 if axes is not None else Fused(body))
         out = only_user.out if axes is not None else n.out
         replaced[n] = Node(FUSED, ins, {}, out, fused)
     nodes = []

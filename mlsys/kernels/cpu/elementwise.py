@@ -1,79 +1,58 @@
-"""Elementwise primitives as Numba ufuncs (``@vectorize``): compiled loops with numpy's broadcasting.
+"""Elementwise primitives as Numba ufuncs (``@vectorize``), generated from the registry.
 
-One scalar function per primitive, compiled for float32 and float64; an op on other dtypes, or
-on mixed dtypes, is left to the numpy reference. Fused elementwise kernels (several ops in one
+Each elementwise primitive's scalar template becomes a ufunc (a compiled loop with numpy's
+broadcasting) for the operand dtypes it is called with, on first use, cached on disk. The
+operands are float32 or float64 (one of them for all), bool where a primitive takes a condition;
+other dtypes are left to the numpy reference. Fused elementwise kernels (several ops in one
 loop) are generated from traced graphs by :mod:`mlsys.graph.codegen`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from numba import vectorize
+import numpy as np
 
-__all__ = ["UFUNCS"]
+from ...ops.registry import Primitive, Spec, get
+from .generated import load
 
-_UNARY = ["float32(float32)", "float64(float64)"]
-_BINARY = ["float32(float32, float32)", "float64(float64, float64)"]
+__all__ = ["ufunc", "supported", "HEADER"]
 
-
-def _unary(fn: Callable) -> Callable:
-    return vectorize(_UNARY, cache=True)(fn)
-
-
-def _binary(fn: Callable) -> Callable:
-    return vectorize(_BINARY, cache=True)(fn)
+# Binds every name a template may call (``SCALAR_FUNCTIONS``) and numpy; ``F`` is set per kernel.
+HEADER = "import numba\nimport numpy as np\nfrom math import erf, exp, log, log1p, sqrt, tanh\n\n"
 
 
-def _add(a, b):
-    return a + b
+def supported(dtypes: Sequence[np.dtype]) -> np.dtype | None:
+    """The kernels' float type for operands of these dtypes, or None when there is none."""
+    floats = {d for d in dtypes if d != np.bool_}
+    if len(floats) != 1 or not floats <= {np.dtype(np.float32), np.dtype(np.float64)}:
+        return None
+    return floats.pop()
 
 
-def _sub(a, b):
-    return a - b
+def ufunc(prim: Primitive | str, dtypes: Any, **params: Any) -> Callable[..., np.ndarray]:
+    """The ufunc computing elementwise primitive ``prim`` (or its name) on operands of ``dtypes``
+    (one dtype for every operand, or a sequence), compiled once."""
+    prim = get(prim) if isinstance(prim, str) else prim
+    if not prim.elementwise:
+        raise ValueError(f"ufunc: {prim.name} is not an elementwise primitive")
+    if not isinstance(dtypes, (tuple, list)):
+        dtypes = [dtypes] * prim.arity
+    dtypes = tuple(np.dtype(d) for d in dtypes)
+    if supported(dtypes) is None:
+        raise TypeError(f"ufunc: the kernels take float32 or float64 operands (bool for a "
+                        f"condition), one float type for all; got {', '.join(map(str, dtypes))}")
+    return _compiled(prim, dtypes, tuple(sorted(params.items())))
 
 
-def _mul(a, b):
-    return a * b
-
-
-def _div(a, b):
-    return a / b
-
-
-def _maximum(a, b):
-    return max(a, b)
-
-
-def _neg(x):
-    return -x
-
-
-def _exp(x):
-    return math.exp(x)
-
-
-def _log(x):
-    return math.log(x)
-
-
-def _tanh(x):
-    return math.tanh(x)
-
-
-def _relu(x):
-    return max(x, 0)
-
-
-def _sigmoid(x):
-    return 0.5 * (math.tanh(0.5 * x) + 1)
-
-
-# primitive name -> ufunc; arity follows the primitive
-UFUNCS: dict[str, Callable] = {
-    "add": _binary(_add), "sub": _binary(_sub), "mul": _binary(_mul), "div": _binary(_div),
-    "maximum": _binary(_maximum), "neg": _unary(_neg), "exp": _unary(_exp),
-    "log": _unary(_log), "tanh": _unary(_tanh), "relu": _unary(_relu),
-    "sigmoid": _unary(_sigmoid),
-}
+@functools.cache
+def _compiled(prim: Primitive, dtypes: tuple[np.dtype, ...], params: tuple) -> Callable[..., np.ndarray]:
+    out = prim.shape(*[Spec((), d) for d in dtypes], **dict(params)).dtype
+    names = [d.name.replace("bool", "boolean") for d in (out, *dtypes)]
+    signature = f"{names[0]}({', '.join(names[1:])})"
+    source = (HEADER + f"F = np.{supported(dtypes).name}\n\n\n"
+              f"@numba.vectorize([{signature!r}], cache=True)\n"
+              + prim.scalar_function(dict(params), name="kernel"))
+    return load(source).kernel

@@ -2,7 +2,8 @@
 
 Reductions see their input as ``(outer, reduced, inner)``: any run of adjacent axes reduces that
 way without a copy, and the inner loop stays contiguous (vectorized) in both the row case
-(``inner == 1``) and the column case. Softmax and layer norm work on rows, one pass for the
+(``inner == 1``) and the column case; each reduction primitive's kernel is generated from its
+accumulator template (``Primitive.reduction``). Softmax and layer norm work on rows, one pass for the
 statistics and one for the output, each row's values staying in cache between them.
 """
 
@@ -13,26 +14,32 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ...ops.registry import PRIMITIVES, Primitive, get
+from .generated import load
 from .vmath import exp
 
-__all__ = ["reduce3", "softmax_rows", "log_softmax_rows", "layer_norm_rows", "conv2d"]
+__all__ = ["reduce3", "softmax_rows", "log_softmax_rows", "layer_norm_rows", "conv2d", "FASTMATH"]
 
-OPS = {"sum": 0, "max": 1}
-
-
-@njit(cache=True, fastmath=True, inline="always")
-def _combine(a, b, op):
-    return a + b if op == 0 else max(a, b)
+# fast-math without "no NaNs" and "no infinities": reassociation still vectorizes the loops, and
+# NaN and inf keep their IEEE meaning (a NaN in a row makes its max, sum and softmax NaN)
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def _reduce3(x, op, out):
+def _reduce3_source(prim: Primitive) -> str:
+    combine = prim.reduction.combine
+    fastmath = "{" + ", ".join(map(repr, sorted(FASTMATH))) + "}"
+    return f"""import numba
+import numpy as np
+
+
+@numba.njit(cache=True, fastmath={fastmath}, parallel=True, error_model="numpy")
+def kernel(x, out):
     outer, red, inner = x.shape
-    for o in prange(outer):
-        if inner == 1:  # a row: one scalar accumulator, vectorized by the compiler
+    for o in numba.prange(outer):
+        if inner == 1:  # a row: one scalar accumulator
             acc = x[o, 0, 0]
             for r in range(1, red):
-                acc = _combine(acc, x[o, r, 0], op)
+                acc = {combine.format("acc", "x[o, r, 0]")}
             out[o, 0] = acc
         else:  # columns: a contiguous row of accumulators
             dst = out[o]
@@ -40,21 +47,28 @@ def _reduce3(x, op, out):
             for r in range(1, red):
                 row = x[o, r]
                 for q in range(inner):
-                    dst[q] = _combine(dst[q], row[q], op)
+                    dst[q] = {combine.format("dst[q]", "row[q]")}
+"""
 
 
-def reduce3(x: np.ndarray, op: str) -> np.ndarray:
-    """Reduce the middle axis of a contiguous ``(outer, reduced, inner)`` array: sum or max."""
-    if op not in OPS:
-        raise ValueError(f"reduce3: op must be one of {', '.join(OPS)}, got {op!r}")
+def reduce3(x: np.ndarray, op: Primitive | str) -> np.ndarray:
+    """Reduce the middle axis of a contiguous ``(outer, reduced, inner)`` array by reduction
+    primitive ``op`` (or its name): the kernel is generated from its accumulator template."""
+    prim = get(op) if isinstance(op, str) else op
+    if prim.reduction is None:
+        names = ", ".join(n for n, p in PRIMITIVES.items() if p.reduction is not None)
+        raise ValueError(f"reduce3: op must be a reduction with an accumulator ({names}), "
+                         f"got {prim.name!r}")
     if x.ndim != 3 or x.shape[1] == 0:
         raise ValueError(f"reduce3: expected a 3-D array with a non-empty middle axis, got {x.shape}")
     out = np.empty((x.shape[0], x.shape[2]), x.dtype)
-    _reduce3(np.ascontiguousarray(x), OPS[op], out)
+    load(_reduce3_source(prim)).kernel(np.ascontiguousarray(x), out)
+    if prim.reduction.mean:
+        out /= x.shape[1]
     return out
 
 
-@njit(cache=True, fastmath=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _softmax_rows(x, out, log):
     for i in prange(x.shape[0]):
         row, dst = x[i], out[i]
@@ -99,7 +113,7 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-@njit(cache=True, fastmath=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _layer_norm_rows(x, weight, bias, eps, out):
     n = x.shape[1]
     for i in prange(x.shape[0]):
@@ -129,7 +143,7 @@ def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
     return out.reshape(x.shape)
 
 
-@njit(cache=True, fastmath=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _conv2d(x, w, out, stride, padding):
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape

@@ -1,75 +1,92 @@
-"""Elementwise CUDA kernels: one thread per element, and a fused bias + ReLU.
+"""Elementwise CUDA kernels generated from the registry, and a fused bias + ReLU.
 
-``map_kernel(name)`` builds a kernel applying one primitive's scalar function to contiguous
-(already broadcast) float32 operands. ``bias_relu`` shows what fusion buys: ``relu(x + bias)`` as
-two kernels writes ``x + bias`` to global memory and reads it back; fused, each element is read
-once and written once, the intermediate living in a register.
+``map_kernel(prim, params)`` writes a kernel applying an elementwise primitive's scalar template
+to contiguous (already broadcast) operands, one thread per element, and compiles it with
+``cuda.jit``. The template's functions are CUDA's libdevice math on a GPU; under the simulator,
+which runs kernels as Python, they are numpy's, so ``log(0)`` is ``-inf`` and ``exp(1000)`` is
+``inf`` as on the GPU (Python's ``math`` would raise instead).
+
+``bias_relu`` shows what fusion buys: ``relu(x + bias)`` as two kernels writes ``x + bias`` to
+global memory and reads it back; fused, each element is read once and written once, the
+intermediate living in a register.
 """
 
 from __future__ import annotations
 
 import functools
+import linecache
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .runtime import cuda, launch_1d, to_device
+from ...ops.registry import PRIMITIVES, SCALAR_FUNCTIONS, Primitive, Spec
+from .runtime import SIMULATOR, cuda, launch_1d, to_device
 
-__all__ = ["SCALAR", "BLOCK", "map_kernel", "apply", "bias_relu_kernel", "bias_relu"]
+__all__ = ["BLOCK", "map_kernel", "apply", "bias_relu_kernel", "bias_relu"]
 
 BLOCK = 128
 
 
-def _device(fn: Callable) -> Callable:
-    return cuda.jit(device=True)(fn)
+def _quiet(fn: Callable) -> Callable:
+    def call(x):
+        with np.errstate(all="ignore"):
+            return fn(x)
+
+    return call
 
 
-# primitive name -> scalar device function; arity follows the primitive
-SCALAR: dict[str, Callable] = {
-    "add": _device(lambda a, b: a + b), "sub": _device(lambda a, b: a - b),
-    "mul": _device(lambda a, b: a * b), "div": _device(lambda a, b: a / b),
-    "maximum": _device(lambda a, b: max(a, b)), "neg": _device(lambda x: -x),
-    "exp": _device(lambda x: math.exp(x)), "log": _device(lambda x: math.log(x)),
-    "tanh": _device(lambda x: math.tanh(x)), "relu": _device(lambda x: max(x, 0.0)),
-}
-ARITY = {"add": 2, "sub": 2, "mul": 2, "div": 2, "maximum": 2}
+def _functions() -> dict[str, Callable]:
+    """What a template's function names mean in a kernel on this machine."""
+    if not SIMULATOR:
+        return {name: getattr(math, name) for name in SCALAR_FUNCTIONS}
+    ieee = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt, "tanh": np.tanh}
+    return {name: _quiet(ieee[name]) if name in ieee else getattr(math, name)
+            for name in SCALAR_FUNCTIONS}
+
+
+def map_kernel(prim: Primitive | str, params: tuple = ()) -> Callable:
+    """A kernel ``(inputs..., out)`` applying elementwise ``prim`` (or its name), with ``params``
+    as sorted items, to each element."""
+    return _kernel(_elementwise(prim), params)
+
+
+def _elementwise(prim: Primitive | str) -> Primitive:
+    if isinstance(prim, Primitive):
+        return prim
+    if prim not in PRIMITIVES or not PRIMITIVES[prim].elementwise:
+        names = ", ".join(n for n, p in PRIMITIVES.items() if p.elementwise)
+        raise ValueError(f"no CUDA scalar function for {prim!r}; elementwise primitives: {names}")
+    return PRIMITIVES[prim]
 
 
 @functools.cache
-def map_kernel(name: str) -> Callable:
-    """A kernel ``(inputs..., out)`` applying primitive ``name`` to each element."""
-    fn = SCALAR[name]
-    if ARITY.get(name, 1) == 2:
-
-        @cuda.jit
-        def binary(a, b, out):
-            i = cuda.grid(1)
-            if i < out.shape[0]:
-                out[i] = fn(a[i], b[i])
-
-        return binary
-
-    @cuda.jit
-    def unary(x, out):
-        i = cuda.grid(1)
-        if i < out.shape[0]:
-            out[i] = fn(x[i])
-
-    return unary
+def _kernel(prim: Primitive, params: tuple) -> Callable:
+    operands = [f"a{k}" for k in range(prim.arity)]
+    loads = "; ".join(f"x{k} = a{k}[i]" for k in range(prim.arity))
+    expr = prim.scalar_expr([f"x{k}" for k in range(prim.arity)], dict(params))
+    source = (f"def kernel({', '.join(operands)}, out):\n    i = cuda.grid(1)\n"
+              f"    if i < out.shape[0]:\n        {loads}\n        out[i] = {expr}\n")
+    filename = f"<cuda {prim.name} {params}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"cuda": cuda, "np": np, "F": np.float32, **_functions()}
+    exec(compile(source, filename, "exec"), namespace)
+    return cuda.jit(namespace["kernel"])
 
 
-def apply(name: str, *arrays: np.ndarray) -> np.ndarray:
-    """Primitive ``name`` on float32 arrays, broadcast on the host, computed on the device."""
-    if name not in SCALAR:
-        raise ValueError(f"apply: no CUDA scalar function for {name!r}; have {', '.join(SCALAR)}")
+def apply(prim: Primitive | str, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+    """Elementwise primitive ``prim`` (or its name) on float32 arrays (bool for a condition),
+    broadcast on the host, computed on the device."""
+    prim = _elementwise(prim)
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     flat = [np.broadcast_to(a, shape).reshape(-1) for a in arrays]
+    out_dtype = prim.shape(*[Spec((), a.dtype) for a in arrays], **params).dtype
     size = int(np.prod(shape, dtype=np.int64))
-    out = cuda.device_array(size, np.float32)
+    out = cuda.device_array(size, out_dtype)
     if size:
         blocks, threads = launch_1d(size, BLOCK)
-        map_kernel(name)[blocks, threads](*to_device(*flat), out)
+        _kernel(prim, tuple(sorted(params.items())))[blocks, threads](*to_device(*flat), out)
     return out.copy_to_host().reshape(shape)
 
 

@@ -9,10 +9,11 @@ Most policies only define :meth:`Policy.key`; a notebook cell can do the same::
         def key(self, state, now):
             return (-state.gpus, state.job.arrival)
 
-Keys are tuples of numbers; smaller runs first. A waiting job's key must not change while it
-waits (the queue is a heap); a running job's key may improve at any time (it is refreshed when
-compared) but may only get worse at the times :meth:`next_key_change` announces, or at every
-``rekey_interval`` when all keys are recomputed.
+Keys are tuples of numbers; smaller runs first. A waiting job's key may change only at the times
+:meth:`next_wait_change` announces (the queue is a heap); a running job's key may improve at any
+time (it is refreshed when compared) but may only get worse at the times :meth:`next_key_change`
+announces, or at every ``rekey_interval`` when all keys are recomputed. At an announced time the
+simulator calls :meth:`on_timer` first, so a policy may keep its own per-job state.
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ class Policy:
     def next_key_change(self, state: JobState, now: float) -> float | None:
         """When a running job's key next gets worse (``None``: never while it runs)."""
         return None
+
+    def next_wait_change(self, state: JobState, now: float) -> float | None:
+        """When a waiting job's key next changes (``None``: never while it waits)."""
+        return None
+
+    def on_timer(self, state: JobState, now: float) -> None:
+        """Called at (or, while nobody waits, after) a time announced for ``state``, before its
+        key is recomputed."""
+
+    def on_start(self, state: JobState, now: float) -> None:
+        """Called when a job starts or resumes, before its key is computed as a running job."""
+
+    def on_preempt(self, state: JobState, now: float) -> None:
+        """Called when a running job is preempted, before it is queued again."""
 
     def attach(self, sim: Simulation) -> None:
         """Called once before the run (policies that learn from the trace override it)."""
