@@ -1,8 +1,8 @@
 """The eager ``Tensor`` and reverse-mode automatic differentiation over a tape.
 
 Every operation on Tensors is a primitive from :mod:`mlsys.ops`. When gradients are needed, the
-result remembers its :class:`Node` (the primitive, its inputs, its parameters and the versions of
-the values it saved). ``backward`` walks those nodes in reverse topological order and calls each
+result remembers its :class:`Node` (the primitive, its inputs, its parameters and when it saved
+them). ``backward`` walks those nodes in reverse topological order and calls each
 primitive's VJP rule; the rules are themselves written with primitives, so a backward pass can be
 traced into a graph or differentiated again (``create_graph=True``).
 

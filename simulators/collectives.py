@@ -36,7 +36,11 @@ from mlsys import cliargs
 from mlsys.bench.report import emit
 from mlsys.comm.cost import CostModel, terms
 from mlsys.comm.cost import fit as fit_terms
-from mlsys.comm.schedules import ALGORITHMS, Schedule, Step, chunk_ranges
+from mlsys.comm.schedules import (
+    ALGORITHMS,
+    Schedule,
+    hierarchical_ring,  # noqa: F401 - defined in mlsys, used from here too
+)
 from simulators.core import LinkSpec, Network, Recorder, Topology, switched
 from simulators.data import read_text
 
@@ -136,36 +140,6 @@ def alpha_beta(algorithm: str, world_size: int, nbytes: float, alpha: float, bet
         raise ValueError(f"alpha_beta: no closed form for {algorithm!r}; expected one of "
                          f"{sorted(forms)}")
     return forms[algorithm]
-
-
-def hierarchical_ring(nodes: int, gpus_per_node: int, count: int) -> Schedule:
-    """All-reduce for ranks ``node * gpus_per_node + local``: ring reduce-scatter inside each
-    node, ``gpus_per_node`` concurrent rings across nodes (one per local rank, each on its block),
-    ring all-gather inside each node. Chunk ``j * nodes + i`` is piece ``i`` of block ``j``."""
-    for name, v in (("nodes", nodes), ("gpus_per_node", gpus_per_node)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"hierarchical_ring: {name} must be a positive integer, got {v!r}")
-    k, m = gpus_per_node, nodes
-    rank = lambda node, local: node * k + local
-    block = lambda j: [j * m + i for i in range(m)]
-    steps: list[Step] = []
-    for t in range(k - 1):  # intra-node reduce-scatter: local l ends owning block l
-        steps += [Step(t, rank(n, l), rank(n, (l + 1) % k), c, "reduce")
-                  for n in range(m) for l in range(k) for c in block((l - t - 1) % k)]
-    base = k - 1
-    for t in range(m - 1):  # inter-node ring reduce-scatter on each local rank's block
-        steps += [Step(base + t, rank(n, j), rank((n + 1) % m, j), j * m + (n - t - 1) % m,
-                       "reduce") for j in range(k) for n in range(m)]
-    base += m - 1
-    for t in range(m - 1):  # inter-node ring all-gather
-        steps += [Step(base + t, rank(n, j), rank((n + 1) % m, j), j * m + (n - t) % m, "copy")
-                  for j in range(k) for n in range(m)]
-    base += m - 1
-    for t in range(k - 1):  # intra-node all-gather of the blocks
-        steps += [Step(base + t, rank(n, l), rank(n, (l + 1) % k), c, "copy")
-                  for n in range(m) for l in range(k) for c in block((l - t) % k)]
-    return Schedule("all_reduce", "hierarchical_ring", m * k, count, chunk_ranges(count, m * k),
-                    tuple(steps))
 
 
 # ---------------------------------------------------------------------------------------------

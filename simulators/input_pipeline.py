@@ -251,9 +251,14 @@ def measure_available_cores(seconds: float = 0.3) -> float:
     spinners = [context.Process(target=_spin, args=(seconds, send), daemon=True) for _, send in pipes]
     for process in spinners:
         process.start()
-    shares = [receive.recv() for receive, _ in pipes]
-    for process, (receive, send) in zip(spinners, pipes):
-        process.join()
-        receive.close()
-        send.close()
+    for _, send in pipes:
+        send.close()  # the children hold theirs: a child that dies ends its pipe
+    try:
+        shares = [receive.recv() for receive, _ in pipes]
+    except EOFError:
+        raise RuntimeError("measure_available_cores: a spinning process died before reporting") from None
+    finally:
+        for process, (receive, _) in zip(spinners, pipes):
+            process.join()
+            receive.close()
     return float(min(count, sum(shares)))

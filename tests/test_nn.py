@@ -164,3 +164,90 @@ def test_cross_entropy_names_bad_targets():
         nn.functional.cross_entropy(logits, mlsys.tensor([1.0, 2.0, 0.0]))
     with pytest.raises(ValueError, match="reduction must be"):
         nn.functional.cross_entropy(logits, mlsys.tensor([1, 2, 0]), reduction="avg", label_smoothing=0.1)
+
+
+# -- layers and losses PyTorch users reach for --------------------------------------------------
+
+def test_batch_norm_trains_on_batch_statistics_and_evaluates_on_running_ones():
+    bn = nn.BatchNorm2d(3, momentum=0.5)
+    x = mlsys.tensor(np.random.default_rng(0).normal(2.0, 3.0, (8, 3, 4, 4)).astype(np.float32))
+    out = bn(x).data
+    np.testing.assert_allclose(out.mean((0, 2, 3)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.var((0, 2, 3)), 1.0, rtol=1e-3)
+    batch_mean, n = x.data.mean((0, 2, 3)), 8 * 4 * 4
+    np.testing.assert_allclose(bn.running_mean.data, 0.5 * batch_mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var.data, 0.5 + 0.5 * x.data.var((0, 2, 3)) * n / (n - 1),
+                               rtol=1e-4)
+    assert set(bn.state_dict()) == {"weight", "bias", "running_mean", "running_var"}
+    bn.eval()
+    before = bn.running_mean.data.copy()
+    expected = (x.data - before.reshape(1, 3, 1, 1)) / np.sqrt(
+        bn.running_var.data.reshape(1, 3, 1, 1) + 1e-5)
+    np.testing.assert_allclose(bn(x).data, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(bn.running_mean.data, before)  # evaluation leaves them alone
+    with pytest.raises(ValueError, match=r"BatchNorm1d: expected an input with 3 channels"):
+        nn.BatchNorm1d(3)(mlsys.zeros(2, 4))
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nn.BatchNorm1d(3)(mlsys.zeros(1, 3))
+
+
+def test_batch_norm_gradients_pass_gradcheck(rng):
+    from mlsys.testing import gradcheck
+
+    bn = nn.BatchNorm1d(3)
+    for p in bn.parameters():
+        p.data = p.data.astype(np.float64) + rng.normal(size=3)
+    x = mlsys.Tensor(rng.normal(size=(5, 3)), requires_grad=True)
+    assert gradcheck(lambda v: bn(v), x)
+
+
+def test_module_list_identity_and_silu():
+    layers = nn.ModuleList([nn.Linear(2, 3), nn.Identity()])
+    layers.append(nn.SiLU())
+    assert len(layers) == 3 and isinstance(layers[1], nn.Identity)
+    assert [n for n, _ in layers.named_parameters()] == ["0.weight", "0.bias"]
+    x = mlsys.tensor([[-1.0, 2.0]])
+    for layer in layers:
+        x = layer(x)
+    h = layers[0](mlsys.tensor([[-1.0, 2.0]])).data
+    np.testing.assert_allclose(x.data, h / (1 + np.exp(-h)), rtol=1e-6)
+    with pytest.raises(TypeError, match="ModuleList: item 3 is a int, not a Module"):
+        layers.append(3)
+
+
+def test_pad_crops_with_negative_widths():
+    x = mlsys.arange(6).reshape(2, 3).float()
+    out = nn.functional.pad(x, (1, -1, 0, 1), value=9.0)
+    np.testing.assert_array_equal(out.data, [[9, 0, 1], [9, 3, 4], [9, 9, 9]])
+    with pytest.raises(ValueError, match="only mode='constant'"):
+        nn.functional.pad(x, (1, 1), mode="reflect")
+
+
+def test_binary_cross_entropy_is_finite_at_the_ends():
+    p = mlsys.tensor([0.0, 0.5, 1.0], requires_grad=True)
+    t = mlsys.tensor([0.0, 1.0, 1.0])
+    loss = nn.functional.binary_cross_entropy(p, t, reduction="sum")
+    assert loss.item() == pytest.approx(np.log(2), rel=1e-6)
+    loss.backward()
+    assert np.isfinite(p.grad.data).all()
+    bad = nn.functional.binary_cross_entropy(mlsys.tensor([0.0]), mlsys.tensor([1.0])).item()
+    assert bad == pytest.approx(100.0)  # log(0) is clamped at -100, as in PyTorch
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\], got 1.5"):
+        nn.functional.binary_cross_entropy(mlsys.tensor([1.5]), mlsys.tensor([1.0]))
+
+
+def test_cross_entropy_with_spatial_logits_and_probability_targets():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2, 4, 3))  # (N, C, d)
+    y = rng.integers(0, 4, size=(2, 3))
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    picked = np.take_along_axis(logp, y[:, None], 1)[:, 0]
+    loss = nn.functional.cross_entropy(mlsys.tensor(z), mlsys.tensor(y))
+    assert loss.item() == pytest.approx(-picked.mean(), rel=1e-12)
+    probs = np.exp(rng.normal(size=(2, 4, 3)))
+    probs /= probs.sum(1, keepdims=True)
+    soft = nn.functional.cross_entropy(mlsys.tensor(z), mlsys.tensor(probs), reduction="none")
+    np.testing.assert_allclose(soft.data, -(probs * logp).sum(1), rtol=1e-12)
+    onehot = np.eye(4)[y].transpose(0, 2, 1)
+    as_probs = nn.functional.cross_entropy(mlsys.tensor(z), mlsys.tensor(onehot))
+    assert as_probs.item() == pytest.approx(loss.item(), rel=1e-12)

@@ -3,8 +3,9 @@
 The driver (this process, a :class:`distributed.Client`) holds the coordinator, as a Spark
 driver does. The partitions live in the workers' memory (a cached RDD, in Spark's words) and every
 step is a small task graph: one ``statistics`` task per partition, pinned to the worker that
-holds it, then an aggregation, then the decision goes back out as a broadcast value and one
-``apply`` task per partition makes the next generation of partitions. Two aggregations:
+holds it, then an aggregation; the decision goes back out inside one ``apply`` task per
+partition (the decisions here are small; a large one would be scattered once, as Spark
+broadcasts a variable), which makes the next generation of partitions. Two aggregations:
 
 * ``reduce="driver"``: the driver gathers every partition's statistics and sums them (Spark's
   ``aggregate`` / ``reduce``);
@@ -31,6 +32,7 @@ from .algorithm import Algorithm, Partition
 from .run import Run, Sizes, Span, check_parts, sum_in_order
 
 REDUCES = ("driver", "shuffle")
+WORKER_WAIT_SECONDS = 60
 
 
 def statistics(partition: Partition, step: int) -> np.ndarray:
@@ -62,12 +64,16 @@ def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
     check_parts(algorithm, parts, 1, "run_dask")
     if reduce not in REDUCES:
         raise ValueError(f"run_dask: reduce must be one of {REDUCES}, got {reduce!r}")
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+    except TimeoutError:
+        raise RuntimeError(f"run_dask: no worker joined the cluster within {WORKER_WAIT_SECONDS} s "
+                           "(are its worker processes running?)") from None
     addresses = sorted(client.scheduler_info()["workers"])
-    if not addresses:
-        raise ValueError("run_dask: the cluster has no workers")
     place = [[addresses[i % len(addresses)]] for i in range(len(parts))]
     n = len(parts)
-    data = [client.scatter(p, workers=w) for p, w in zip(parts, place)]
+    # a list, so that scatter ships each dict whole (a dict alone would be scattered per key)
+    data = [client.scatter([p], workers=w, hash=False)[0] for p, w in zip(parts, place)]
     partitions = [client.submit(algorithm.partition, d, workers=w, pure=False)
                   for d, w in zip(data, place)]
     wait(partitions)
@@ -99,10 +105,9 @@ def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
             decision = coordinator.decide(total, step)
             t2 = time.time()
             sizes.add(total, decision)
-            if step + 1 < algorithm.steps:
-                shared = client.scatter(decision, broadcast=True, hash=False)
-                partitions = [client.submit(apply_decision, p, shared, step, workers=w, pure=False)
-                              for p, w in zip(partitions, place)]
+            if step + 1 < algorithm.steps:  # the decision travels inside each task
+                partitions = [client.submit(apply_decision, p, decision, step, workers=w,
+                                            pure=False) for p, w in zip(partitions, place)]
                 moved += n * decision.nbytes
             driver += [Span("driver", "wait", step, t0 - start, t1 - start),
                        Span("driver", "update", step, t1 - start, t2 - start),

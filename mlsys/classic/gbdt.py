@@ -173,6 +173,9 @@ class GBDTPartition(Partition):
         nodes, width = 2 ** level, self.cells.shape[1] * spec.bins
         active = np.flatnonzero(self.node >= 0)
         local = self.node[active] - (nodes - 1)
+        if len(local) and not 0 <= local.min() <= local.max() < nodes:
+            raise ValueError(f"GBDT partition: step {step} is tree level {level}, but the rows "
+                             "are at another level (apply each step's decision in order)")
         index = (local[:, None] * width + self.cells[active]).ravel()
         size = nodes * width
         g = np.bincount(index, weights=np.repeat(self.g[active], self.cells.shape[1]), minlength=size)

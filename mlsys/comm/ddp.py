@@ -44,19 +44,28 @@ def unflatten_into(flat: np.ndarray, arrays: Sequence[np.ndarray]) -> None:
         raise ValueError(f"unflatten: {flat.size} elements for arrays holding {offset}")
 
 
+def bucket_ranges(sizes: Sequence[float], bucket_bytes: float) -> list[range]:
+    """Consecutive items of ``sizes`` bytes cut into buckets of at most ``bucket_bytes`` (an item
+    larger than that is a bucket of its own), as index ranges: the rule of :func:`make_buckets`
+    on sizes alone, which the simulators apply to modelled gradients."""
+    if not bucket_bytes > 0:
+        raise ValueError(f"bucket_bytes must be a positive number of bytes, got {bucket_bytes!r}")
+    ranges, start, size = [], 0, 0.0
+    for i, nbytes in enumerate(sizes):
+        if i > start and size + nbytes > bucket_bytes:
+            ranges.append(range(start, i))
+            start, size = i, 0.0
+        size += nbytes
+    if len(sizes) > start:
+        ranges.append(range(start, len(sizes)))
+    return ranges
+
+
 def make_buckets(params: Sequence[Parameter], bucket_bytes: int) -> list[list[Parameter]]:
     """Parameters in reverse order, cut into groups of at most ``bucket_bytes`` (at least one)."""
-    if bucket_bytes <= 0:
-        raise ValueError(f"bucket_bytes must be a positive number of bytes, got {bucket_bytes!r}")
-    buckets: list[list[Parameter]] = [[]]
-    size = 0
-    for p in reversed(list(params)):
-        if buckets[-1] and size + p.data.nbytes > bucket_bytes:
-            buckets.append([])
-            size = 0
-        buckets[-1].append(p)
-        size += p.data.nbytes
-    return buckets if buckets[0] else []
+    ordered = list(reversed(list(params)))
+    return [[ordered[i] for i in r]
+            for r in bucket_ranges([p.data.nbytes for p in ordered], bucket_bytes)]
 
 
 class DistributedDataParallel(Module):

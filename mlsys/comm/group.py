@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -174,6 +175,13 @@ class ProcessGroup:
     def barrier(self) -> None:
         """Return on every rank only once all ranks have entered the barrier."""
         self.transport.agree("barrier")
+
+    def subgroup(self, ranks: Sequence[int]) -> ProcessGroup:
+        """The members ``ranks`` of this group as a group of their own, renumbered in the order
+        given (see :mod:`mlsys.comm.subgroup`); made by each member, without communicating."""
+        from .subgroup import SubTransport
+
+        return ProcessGroup(SubTransport(self.transport, ranks))
 
     def abort(self, message: str) -> None:
         """Make every other rank's pending and future operations raise with ``message``."""

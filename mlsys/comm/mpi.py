@@ -67,6 +67,7 @@ class _Recv(Request):
             length = int(self.header[:8].view(np.int64)[0])
             meta = self.header[8: 8 + length].tobytes().decode()
             check_meta(meta, self.expect, self.peer, self.rank)
+            self.meta = meta
             if self.into is None:
                 _, dtype, shape = parse_meta(meta)
                 self.into = self.result = np.empty(shape, dtype)

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Step", "Schedule", "ALGORITHMS", "COLLECTIVES", "build", "chunk_ranges", "run_local",
-           "REDUCE_OPS"]
+           "REDUCE_OPS", "hierarchical_ring"]
 
 OPS = ("copy", "reduce")
 
@@ -401,6 +401,43 @@ def tree_broadcast(world_size: int, count: int, root: int = 0) -> Schedule:
     _check_root(root, world_size)
     steps = _tree_steps(_rooted_parents(world_size, root), 0, False, True)
     return _schedule("broadcast", "binary_tree", world_size, count, ((0, count),), steps, root)
+
+
+# ----------------------------------------------------------------------------------------------
+# hierarchical (two-level) ring
+
+def hierarchical_ring(nodes: int, gpus_per_node: int, count: int) -> Schedule:
+    """All-reduce for ranks ``node * gpus_per_node + local``: ring reduce-scatter inside each
+    node, ``gpus_per_node`` concurrent rings across nodes (one per local rank, each on its block),
+    ring all-gather inside each node (the "2D ring"; e.g. Jia et al., arXiv:1807.11205, 2018).
+    Chunk ``j * nodes + i`` is piece ``i`` of block ``j``. It crosses the slow inter-node links in
+    ``2(nodes-1)`` rounds instead of the flat ring's ``2(nodes*gpus_per_node-1)``; being a
+    :class:`Schedule`, it runs on real processes (:func:`mlsys.comm.executor.execute`) as well as
+    on a modelled cluster (``simulators.collectives``)."""
+    for name, v in (("nodes", nodes), ("gpus_per_node", gpus_per_node)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"hierarchical_ring: {name} must be a positive integer, got {v!r}")
+    k, m = gpus_per_node, nodes
+    rank = lambda node, local: node * k + local
+    block = lambda j: [j * m + i for i in range(m)]
+    steps: list[Step] = []
+    for t in range(k - 1):  # intra-node reduce-scatter: local l ends owning block l
+        steps += [Step(t, rank(n, l), rank(n, (l + 1) % k), c, "reduce")
+                  for n in range(m) for l in range(k) for c in block((l - t - 1) % k)]
+    base = k - 1
+    for t in range(m - 1):  # inter-node ring reduce-scatter on each local rank's block
+        steps += [Step(base + t, rank(n, j), rank((n + 1) % m, j), j * m + (n - t - 1) % m,
+                       "reduce") for j in range(k) for n in range(m)]
+    base += m - 1
+    for t in range(m - 1):  # inter-node ring all-gather
+        steps += [Step(base + t, rank(n, j), rank((n + 1) % m, j), j * m + (n - t) % m, "copy")
+                  for j in range(k) for n in range(m)]
+    base += m - 1
+    for t in range(k - 1):  # intra-node all-gather of the blocks
+        steps += [Step(base + t, rank(n, l), rank(n, (l + 1) % k), c, "copy")
+                  for n in range(m) for l in range(k) for c in block((l - t) % k)]
+    return Schedule("all_reduce", "hierarchical_ring", m * k, count, chunk_ranges(count, m * k),
+                    tuple(steps))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -237,6 +237,7 @@ class _Recv(Request):
 
     def _start(self, meta: str, total: int) -> None:
         check_meta(meta, self.expect, self.peer, self.rank)
+        self.meta = meta
         if self.into is None:
             _, dtype, shape = parse_meta(meta)
             self.into = self.result = np.empty(shape, dtype)

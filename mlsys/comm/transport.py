@@ -112,6 +112,7 @@ class Request:
     kind: str
     done: bool = False
     result: np.ndarray | None = None
+    meta: str | None = None  # a receive: the description its message arrived with
 
     def progress(self) -> bool:
         """Do what can be done now; return whether anything moved."""

@@ -32,7 +32,8 @@ def augmented_digits(upsample: int = 2) -> Transformed:
 
 def digits_trainer(hidden: int = 256, lr: float = 1e-3, seed: int = 0
                    ) -> Callable[[Tensor, Tensor], float]:
-    """One Adam step of an MLP (flattened 8x8 images, two hidden layers) per call."""
+    """One Adam step of an MLP (flattened 8x8 images, two hidden layers) per call; the initial
+    weights come from ``mlsys.manual_seed(seed)``."""
     from ..random import manual_seed
 
     manual_seed(seed)
@@ -41,16 +42,16 @@ def digits_trainer(hidden: int = 256, lr: float = 1e-3, seed: int = 0
     return lambda x, y: train_step(model, optimizer, x, y)
 
 
-def step_times(loader: DataLoader, step: Callable[[Tensor, Tensor], Any], batches: int) -> list[float]:
-    """Run ``step`` on the first ``batches`` batches of one epoch; when each step ended (seconds
-    after the epoch began, loader start-up included)."""
+def step_times(loader: DataLoader, step: Callable[..., Any], batches: int) -> list[float]:
+    """Run ``step(*batch)`` on the first ``batches`` batches of one epoch; when each step ended
+    (seconds after the epoch began, loader start-up included)."""
     if not 1 <= batches <= len(loader):
         raise ValueError(f"step_times: batches must be in [1, {len(loader)}] (the loader's length), "
                          f"got {batches}")
     ends = []
     start = time.perf_counter()
-    for i, (x, y) in enumerate(loader):
-        step(x, y)
+    for i, batch in enumerate(loader):
+        step(*batch)
         ends.append(time.perf_counter() - start)
         if i + 1 == batches:
             break

@@ -63,17 +63,15 @@ class WorkerFailure:
 
     worker: int
     pid: int
-    index: int | None  # the dataset index being read, if any
+    where: str  # what the worker was doing: "while loading dataset index 37", "in worker_init_fn"
     exc_type: type[BaseException] | None  # None if the type itself could not be pickled
     type_name: str
     text: str  # the worker's formatted traceback
 
     def reraise(self) -> None:
         """Raise the worker's exception type (``RuntimeError`` if it cannot be rebuilt)."""
-        where = f"in DataLoader worker {self.worker} (pid {self.pid})"
-        where += " in worker_init_fn" if self.index == -1 else (
-            f" while loading dataset index {self.index}" if self.index is not None else "")
-        message = f"Caught {self.type_name} {where}.\nOriginal traceback:\n{self.text}"
+        message = (f"Caught {self.type_name} in DataLoader worker {self.worker} (pid {self.pid}) "
+                   f"{self.where}.\nOriginal traceback:\n{self.text}")
         try:
             error = self.exc_type(message) if self.exc_type else None
         except Exception:
@@ -83,13 +81,13 @@ class WorkerFailure:
         raise error
 
 
-def _failure(exc: BaseException, worker: int, index: int | None) -> WorkerFailure:
+def _failure(exc: BaseException, worker: int, where: str) -> WorkerFailure:
     kind = type(exc)
     try:
         pickle.dumps(kind)
     except Exception:
         kind = None
-    return WorkerFailure(worker, os.getpid(), index, kind, type(exc).__name__,
+    return WorkerFailure(worker, os.getpid(), where, kind, type(exc).__name__,
                          "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
@@ -145,7 +143,7 @@ def _worker_main(dataset: Dataset, batches: Sequence[np.ndarray], info: WorkerIn
             try:
                 worker_init_fn(info.id)
             except Exception as exc:
-                results.send_bytes(pickle.dumps((None, None, _failure(exc, info.id, -1))))
+                results.send_bytes(pickle.dumps((None, None, _failure(exc, info.id, "in worker_init_fn"))))
                 return
         for number in range(info.id, len(batches), info.num_workers):
             if not _await_credit(credits, parent):
@@ -154,9 +152,11 @@ def _worker_main(dataset: Dataset, batches: Sequence[np.ndarray], info: WorkerIn
                 message = pickle.dumps((number, _load(dataset, batches[number]), None),
                                        protocol=pickle.HIGHEST_PROTOCOL)
             except _SampleError as error:
-                message = pickle.dumps((number, None, _failure(error.__cause__, info.id, error.index)))
+                where = f"while loading dataset index {error.index}"
+                message = pickle.dumps((number, None, _failure(error.__cause__, info.id, where)))
             except Exception as exc:  # collating or pickling the batch
-                message = pickle.dumps((number, None, _failure(exc, info.id, None)))
+                where = f"while collating batch {number}"
+                message = pickle.dumps((number, None, _failure(exc, info.id, where)))
             results.send_bytes(message)
     except (BrokenPipeError, EOFError, ConnectionResetError):
         return  # the main process stopped reading: it is shutting us down

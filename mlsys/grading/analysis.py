@@ -174,17 +174,18 @@ class Analysis:
 
 
 class Patterns:
-    """Forbidden library paths (``pkg.mod.name`` prefixes) and method names (``.name``)."""
+    """Forbidden library paths (``pkg.mod.name`` prefixes) and method names (``.name``), with
+    exceptions; a path and a pattern match as written or where their objects really live."""
 
     def __init__(self, forbid: Iterable[str], allow: Iterable[str] = ()) -> None:
         forbid = list(forbid)
         self.attrs = {p[1:] for p in forbid if p.startswith(".")}
-        self.paths = [p for p in forbid if not p.startswith(".")]
-        self.allow = list(allow)
+        self.paths = _spellings(p for p in forbid if not p.startswith("."))
+        self.allow = _spellings(allow)
 
     def match_path(self, path: str) -> str | None:
-        """The forbidden path ``path`` reaches (as written or where it really lives), or None;
-        a path allowed under either name is never forbidden."""
+        """The forbidden path ``path`` reaches, or None; a path allowed under any of its
+        spellings is never forbidden."""
         candidates = [c for c in dict.fromkeys([path, canonical(path)]) if c is not None]
         if any(_under(c, a) for c in candidates for a in self.allow):
             return None
@@ -195,6 +196,15 @@ class Patterns:
 
     def match_attr(self, attr: str) -> bool:
         return attr in self.attrs
+
+
+def _spellings(patterns: Iterable[str]) -> list[str]:
+    """Each pattern as written and where its object lives (``simulators.training.Slot`` is also
+    ``mlsys.parallel.schedules.Slot`` when that is where the class is defined)."""
+    out = []
+    for pattern in patterns:
+        out += [p for p in (pattern, canonical(pattern)) if p is not None]
+    return list(dict.fromkeys(out))
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -283,7 +293,14 @@ def _statements(body: Iterable[ast.AST]) -> Iterator[ast.AST]:
 
 
 def _names(target: ast.AST) -> list[str]:
-    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    """The names an assignment target binds (``a``, ``a, *b``; not the ``a`` of ``a.x = ...``)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for element in target.elts for n in _names(element)]
+    if isinstance(target, ast.Starred):
+        return _names(target.value)
+    return []
 
 
 def _const_str(node: ast.AST) -> str | None:
@@ -298,6 +315,7 @@ class _Walker:
         self.reach = _Reach()
         self.seen: set[int] = set()
         self._values: dict[tuple[int, int], set[str]] = {}
+        self._scopes: list[_Scope] = []  # kept alive: the memo is keyed by their ids
         self.cell = 0
 
     def follow(self, binding: _Binding) -> None:
@@ -318,7 +336,7 @@ class _Walker:
         if isinstance(node, ast.ClassDef):
             for expr in [*node.bases, *[k.value for k in node.keywords], *node.decorator_list]:
                 self.expr(expr, scope)
-            inner = _Scope(scope)
+            inner = self._scope(scope)
             _collect(node.body, inner, self.cell, False)
             for statement in node.body:
                 self.statement(statement, inner)
@@ -327,7 +345,7 @@ class _Walker:
         for expr in [*args.defaults, *[d for d in args.kw_defaults if d is not None],
                      *getattr(node, "decorator_list", [])]:
             self.expr(expr, scope)
-        inner = _Scope(scope)
+        inner = self._scope(scope)
         for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
             if a is not None:
                 inner.bind(a.arg, _Binding("param", None, inner, self.cell, False))
@@ -341,6 +359,11 @@ class _Walker:
                 self.expr(statement, inner)
             else:
                 self.statement(statement, inner)
+
+    def _scope(self, parent: _Scope) -> _Scope:
+        scope = _Scope(parent)
+        self._scopes.append(scope)
+        return scope
 
     def statement(self, node: ast.AST, scope: _Scope) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

@@ -5,9 +5,10 @@ When bubblewrap is missing, :mod:`.sandbox` starts this file as a script under u
 fresh user, mount, PID and network namespaces (root over nothing outside them) and does what
 bubblewrap would: mounts a tmpfs as the new root, binds the allowed paths into it read-only, hides
 the listed ones under empty tmpfs, adds a private ``/tmp`` and working directory of limited size,
-``/proc`` for the new PID namespace and a few device nodes, ``chroot``s there, drops the capability
-bounding set, sets no-new-privileges and runs the command as a child it reaps (it is PID 1 of the
-namespace: when it exits, the kernel kills every process left in the sandbox).
+``/proc`` for the new PID namespace and a few device nodes, makes that the root (``pivot_root``,
+the host's root detached), forbids nested user namespaces, drops the capability bounding set,
+sets no-new-privileges and runs the command as a child it reaps (it is PID 1 of the namespace:
+when it exits, the kernel kills every process left in the sandbox).
 
 Usage: ``python jail.py SPEC_JSON -- COMMAND...`` where the spec holds ``root`` (an empty folder
 for the mount point), ``binds``, ``hide``, ``workdir``, ``tmp_mb`` and ``workdir_mb``.
@@ -22,6 +23,7 @@ import os
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
+MNT_DETACH = 2
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 DEVICES = ("null", "zero", "full", "random", "urandom")
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -47,7 +49,8 @@ def _bind(root: str, path: str) -> None:
 
 
 def build(spec: dict) -> None:
-    """Mount the private root described by ``spec`` and chroot into it."""
+    """Mount the private root described by ``spec`` and make it the root (``pivot_root``, then
+    the old root is detached: nothing of the host's file system stays in the namespace)."""
     root = spec["root"]
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     for path in spec["binds"]:
@@ -71,8 +74,18 @@ def build(spec: dict) -> None:
         if os.path.exists(f"/dev/{name}"):
             open(f"{root}/dev/{name}", "a").close()
             _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
-    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-    os.chroot(root)
+    os.mkdir(root + "/.old")
+    if _libc.pivot_root(root.encode(), (root + "/.old").encode()) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"pivot_root to {root}: {os.strerror(errno)}")
+    os.chdir("/")
+    if _libc.umount2(b"/.old", MNT_DETACH) != 0:  # the host's file system leaves the namespace
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"umount /.old: {os.strerror(errno)}")
+    os.rmdir("/.old")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:  # no nested user namespaces
+        f.write("0")
     os.chdir(spec["workdir"])
 
 

@@ -312,7 +312,11 @@ def run_submission(lab: Lab, submission: Any, student: str, limits: Limits, *,
     kernel = Kernel(lab, cells, limits, kind, start + limits.timeout, report.notes, files)
     checks.use_secret(secret)
     try:
-        namespace = grader_namespace(lab, kernel, disqualifications(lab, analysis))
+        try:
+            namespace = grader_namespace(lab, kernel, disqualifications(lab, analysis))
+        except Exception as error:  # the lab's own cells fail here: a fault of the lab
+            why = f"the lab's setup failed in the grader ({describe(error)[:300]}); tell the instructor"
+            return Report.failed(lab, student, why, time.monotonic() - start, digest)
         try:
             kernel.ready()  # run the cells now, so their errors are noted even if no test calls
         except KernelGone as error:

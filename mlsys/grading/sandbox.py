@@ -47,7 +47,7 @@ _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitc
         "localtime", "alternatives", "fonts", "mime.types")
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _PR_SET_PDEATHSIG = 1
-STOP_GRACE_S = 3.0
+STOP_GRACE_S = 5.0
 
 
 class SandboxUnavailable(RuntimeError):
@@ -241,15 +241,18 @@ class Sandbox:
         return problems
 
     def survivors(self) -> list[int]:
-        """Processes still alive in the sandbox's PID namespace, cgroup or session."""
+        """Processes still alive in the sandbox's PID namespace, cgroup or session (a zombie,
+        dead and waiting for its parent to collect its exit status, does not count)."""
         found: set[int] = set(self._cgroup.pids()) if self._cgroup is not None else set()
         for pid in _all_pids():
+            if _state(pid) in (None, "Z", "X"):
+                continue
             if self._namespace is not None:
                 if _readlink(f"/proc/{pid}/ns/pid") == self._namespace:
                     found.add(pid)
             elif self.proc is not None and _session_of(pid) == self.proc.pid:
                 found.add(pid)
-        return sorted(found)
+        return sorted(p for p in found if _state(p) not in (None, "Z", "X"))
 
 
 def _limits(c: Confinement, cgroup: _PidsCgroup | None) -> Any:
@@ -354,6 +357,11 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2:].split()  # fields after the command name
+
+
+def _state(pid: int) -> str | None:
+    fields = _stat(pid)
+    return fields[0] if fields else None
 
 
 def _session_of(pid: int) -> int | None:

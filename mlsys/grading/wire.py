@@ -71,22 +71,28 @@ class Codec:
 
     def __init__(self, types: Iterable[str] = (), side: int = 0) -> None:
         self.allowed = {*BUILTIN_TYPES, *types}
-        self._classes: dict[str, type] = {}
-        self._names: dict[type, str] = {}
+        self._classes: dict[str, type] = {}  # wire name -> class
+        self._names: dict[type, str | None] = {}  # class -> wire name (None: not allowed)
         self._sent: dict[int, int] = {}   # id(object) -> wire id
         self._objects: dict[int, Any] = {}  # wire id -> object (keeps them alive, too)
         self._next = side
         self._staged_ids: dict[int, int] = {}
         self._staged_objects: dict[int, Any] = {}
 
-    def _type_name(self, kind: type) -> str:
-        name = self._names.get(kind)
-        if name is None:
-            name = self._names[kind] = _name(kind)
-        return name
+    def _load(self) -> None:
+        if not self._classes:
+            for name in self.allowed:
+                try:
+                    self._classes[name] = _resolve(name)
+                except WireError:  # a type of a package this process lacks
+                    continue
+            self._names = {cls: name for name, cls in self._classes.items()}
 
-    def _allowed(self, value: Any) -> bool:
-        return self._type_name(type(value)) in self.allowed
+    def _type_name(self, kind: type) -> str | None:
+        """The allowed name ``kind`` crosses under (found by identity, so a class that moved
+        to another module keeps its name), or None."""
+        self._load()
+        return self._names.get(kind)
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, value: Any) -> dict:
@@ -146,16 +152,16 @@ class Codec:
             kind = type(item)
             if kind in (int, float, str, bool) or item is None or isinstance(item, np.ndarray):
                 continue
-            if self._type_name(kind) in self.allowed:
-                found.append(item)
-            elif kind in (list, tuple, set, frozenset):
+            if kind in (list, tuple, set, frozenset):
                 stack += [(v, depth + 1) for v in item]
+            elif self._type_name(kind) is not None:
+                found.append(item)
             elif kind is dict or isinstance(item, Mapping):
                 stack += [(v, depth + 1) for kv in item.items() for v in kv]
         return found[::-1]
 
     def _fields(self, obj: Any) -> dict:
-        if self._type_name(type(obj)) == _TENSOR:
+        if type(obj) is self._classes.get(_TENSOR):
             return _tensor_fields(obj)
         if dataclasses.is_dataclass(obj):
             return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -187,7 +193,7 @@ class Codec:
         if value is Ellipsis:
             return {"$ellipsis": True}
         name = self._type_name(kind)
-        if name in self.allowed:
+        if name is not None:
             key = self._known(value)
             if key is None:
                 raise WireError(f"a {name} was not put in the message's object table")
@@ -204,7 +210,7 @@ class Codec:
                 return {k: self._value(v, depth + 1) for k, v in value.items()}
             return {"$d": [[self._value(k, depth + 1), self._value(v, depth + 1)]
                            for k, v in value.items()]}
-        raise WireError(f"cannot send a {name}: only numbers, strings, lists, tuples, dicts, "
+        raise WireError(f"cannot send a {_name(kind)}: only numbers, strings, lists, tuples, dicts, "
                         f"numpy arrays and the library's data types ({', '.join(sorted(self.allowed))})"
                         f" cross to the grader")
 
@@ -290,14 +296,16 @@ class Codec:
         if type(key) is not int or key in self._objects or key in self._staged_objects or \
                 key % 2 == self._next % 2:
             raise WireError(f"object id {key!r} is invalid or used twice")
-        if name not in self.allowed:
+        self._load()
+        if name not in self._classes:
             raise WireError(f"type {name!r} may not cross to the grader")
         if type(fields) is not dict:
             raise WireError(f"the fields of a {name} must be a mapping")
         values = {k: self._decode(v, 0) for k, v in fields.items()}
-        cls = self._classes.get(name) or self._classes.setdefault(name, _resolve(name))
+        cls = self._classes[name]
         try:
-            obj = _make_tensor(values) if name == _TENSOR else _construct(cls, name, values)
+            obj = _make_tensor(values) if cls is self._classes.get(_TENSOR) else \
+                _construct(cls, name, values)
         except WireError:
             raise
         except Exception as error:  # the type's own validation rejects the values

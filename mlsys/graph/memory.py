@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ops.registry import PRIMITIVES
+from ..ops.shape import sum_to
 from .ir import Graph, Node, Var
 
 __all__ = ["VIEW_OPS", "is_view", "Storage", "storages", "root_of", "peak_live_bytes", "live_profile",
@@ -35,7 +36,7 @@ def is_view(node: Node) -> bool:
     has nothing to sum: it returns its input)."""
     if node.op in VIEW_OPS:
         return True
-    return node.op == "sum_to" and node.inputs[0].spec.shape == node.out.spec.shape
+    return node.op == sum_to.name and node.inputs[0].spec.shape == node.out.spec.shape
 
 
 @dataclass(frozen=True)

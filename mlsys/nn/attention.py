@@ -12,6 +12,22 @@ from .layers import GELU, Dropout, LayerNorm, Linear
 from .module import Module
 
 
+def attend(qkv: Tensor, num_heads: int, causal: bool, dropout: Module) -> Tensor:
+    """Scaled dot-product attention of ``num_heads`` heads from their projected queries, keys and
+    values, ``qkv`` of shape (batch, seq, 3 * num_heads * head_dim): the context, (batch, seq,
+    num_heads * head_dim). Tensor-parallel attention runs it on its own heads."""
+    b, t, width = qkv.shape
+    head_dim = width // (3 * num_heads)
+    qkv = qkv.reshape(b, t, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]  # each (b, heads, t, head_dim)
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(head_dim))
+    if causal:
+        future = np.triu(np.ones((t, t), dtype=bool), k=1)
+        scores = where(Tensor(~future), scores, float(np.finfo(np.float32).min))
+    weights = dropout(scores.softmax(-1))
+    return (weights @ v).permute(0, 2, 1, 3).reshape(b, t, num_heads * head_dim)
+
+
 class MultiheadSelfAttention(Module):
     """Scaled dot-product self-attention over (batch, sequence, embed) inputs."""
 
@@ -31,16 +47,7 @@ class MultiheadSelfAttention(Module):
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"MultiheadSelfAttention: expected (batch, seq, {self.embed_dim}) "
                              f"input, got shape {x.shape}")
-        b, t, e = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # each (b, heads, t, head_dim)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
-        if self.causal:
-            future = np.triu(np.ones((t, t), dtype=bool), k=1)
-            scores = where(Tensor(~future), scores, float(np.finfo(np.float32).min))
-        weights = self.dropout(scores.softmax(-1))
-        context = (weights @ v).permute(0, 2, 1, 3).reshape(b, t, e)
-        return self.out(context)
+        return self.out(attend(self.qkv(x), self.num_heads, self.causal, self.dropout))
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, causal={self.causal}"

@@ -253,6 +253,6 @@ random_draw = register(Primitive(
     "random",
     forward=lambda *, shape, dtype, distribution: _DRAWS[distribution](
         random.generator(), shape).astype(dtype),
-    shape=_random_shape, cost=lambda *, out, **p: Cost(out.size, out.nbytes), pure=False,
+    shape=_random_shape, cost=lambda *, out, **p: Cost(out.size, out.nbytes), arity=0, pure=False,
     doc="samples of `distribution` (uniform [0, 1) or standard normal) from the global generator "
         "(impure: every call draws anew)"))

@@ -115,6 +115,12 @@ class Machine:
     task_overhead: float = 0.0
     fits: list[dict[str, Any]] = field(default_factory=list)
 
+    def __or__(self, other: Machine) -> Machine:
+        """Both machines' parts (``other`` wins where both were calibrated)."""
+        dask = "Dask" in other.links
+        return Machine({**self.links, **other.links},
+                       other.task_overhead if dask else self.task_overhead, self.fits + other.fits)
+
     def simulate(self, run: Run, step: Superstep | None = None, steps: int = 3) -> Simulated:
         """Simulate ``run``'s way on this machine with ``step`` (default: what ``run`` measured)."""
         key = "Dask" if run.way.startswith("Dask") else run.way
@@ -165,21 +171,22 @@ def _rows(runs: Sequence[Run], machine: Machine) -> list[dict[str, Any]]:
 
 def calibrate(workers: int = 2, client: Any = None, sizes: Sequence[int] = DEFAULT_SIZES,
               steps: int = 20) -> Machine:
-    """Null runs of every size on ``workers`` processes with all-reduce and a parameter server
-    (and on ``client``'s Dask cluster, gathering at the driver and shuffling), each way's parts
-    fitted to them."""
+    """Null runs of every size with ``workers`` partitions, each way's parts fitted to them:
+    on ``mlsys.comm`` processes (all-reduce and parameter server), or, given a Dask ``client``,
+    on its cluster (gathering at the driver and shuffling). Combine the two with ``|``."""
     if len(sizes) < 2:
         raise ValueError(f"calibrate: needs at least 2 sizes to tell latency from bandwidth, "
                          f"got {list(sizes)}")
     parts = split(workers, np.zeros((workers, 1)))
     nulls = [NullAlgorithm(n, n, steps) for n in sizes]
-    groups: dict[str, list[Run]] = {
-        "all-reduce": [run_allreduce(a, parts) for a in nulls],
-        "parameter server": [run_parameter_server(a, parts) for a in nulls],
-    }
-    if client is not None:
-        groups["Dask"] = [run_dask(a, parts, client, reduce=r) for r in ("driver", "shuffle")
-                          for a in nulls]
+    if client is None:
+        groups: dict[str, list[Run]] = {
+            "all-reduce": [run_allreduce(a, parts) for a in nulls],
+            "parameter server": [run_parameter_server(a, parts) for a in nulls],
+        }
+    else:
+        groups = {"Dask": [run_dask(a, parts, client, reduce=r) for r in ("driver", "shuffle")
+                           for a in nulls]}
     machine = Machine({})
     for key, runs in groups.items():
         link, overhead = _fit(runs, dask=key == "Dask")

@@ -1,8 +1,11 @@
 """``mlsys sim train``: simulate one training step of a configuration given as JSON or YAML.
 
-The config has a ``model`` section (layers, hidden, heads, seq_len, vocab), and optional
-``parallel`` (dp, tp, pp, micro_batch, global_batch, schedule, chunks, zero, recompute, overlap,
-bucket_mb, dtype) and ``cluster`` (gpu, gpus_per_node, intra, inter, efficiencies) sections.
+The config has a ``model`` section (layers, hidden, heads, seq_len, vocab, tied_embeddings), and
+optional ``parallel`` (dp, tp, pp, micro_batch, global_batch, schedule, chunks, zero, recompute,
+overlap, bucket_mb, dtype and the switches sequence_parallel, fused_attention, tp_comm_overlap,
+param_gather_overlap, p2p_overlap, fp32_grads) and ``cluster`` (gpu, gpus_per_node, intra, inter,
+efficiencies) sections. Unknown keys, values of the wrong type and NaN or infinite numbers are
+refused with a message naming them.
 """
 
 from __future__ import annotations

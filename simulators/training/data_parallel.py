@@ -1,9 +1,10 @@
 """Data-parallel gradient synchronization: bucketing and overlap with the backward pass.
 
 As in PyTorch DDP (Li et al., VLDB 2020), gradients are grouped, in the order backward produces
-them, into buckets of about ``bucket_bytes``; a bucket's all-reduce starts on the communication
-stream as soon as its last gradient is ready (``overlap=True``) or once the whole backward has
-finished (``overlap=False``). The stream runs one collective at a time.
+them, into buckets of at most ``bucket_bytes`` (the real engine's rule, shared with it); a
+bucket's all-reduce starts on the communication stream as soon as its last gradient is ready
+(``overlap=True``) or once the whole backward has finished (``overlap=False``). The stream runs
+one collective at a time.
 """
 
 from __future__ import annotations
@@ -12,22 +13,16 @@ from collections.abc import Callable, Sequence
 
 import simpy
 
+from mlsys.comm.ddp import bucket_ranges
 from simulators.core import Recorder
 
 
 def buckets(grads: Sequence[tuple[float, float]], bucket_bytes: float) -> list[tuple[float, float]]:
-    """Group ``(ready_time, nbytes)`` gradients, in order, into ``(ready_time, nbytes)`` buckets."""
-    if bucket_bytes <= 0:
-        raise ValueError(f"bucket_bytes must be positive, got {bucket_bytes}")
-    out, ready, size = [], 0.0, 0.0
-    for t, n in grads:
-        ready, size = max(ready, t), size + n
-        if size >= bucket_bytes:
-            out.append((ready, size))
-            size = 0.0
-    if size > 0:
-        out.append((ready, size))
-    return out
+    """Group ``(ready_time, nbytes)`` gradients, in order, into ``(ready_time, nbytes)`` buckets
+    by the engine's own rule (:func:`mlsys.comm.ddp.bucket_ranges`: at most ``bucket_bytes``
+    each, or one gradient alone)."""
+    return [(max(grads[i][0] for i in r), sum(grads[i][1] for i in r))
+            for r in bucket_ranges([n for _, n in grads], bucket_bytes)]
 
 
 def sync_gradients(grads: Sequence[tuple[float, float]], collective: Callable[[float], float], *,

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlsys.parallel.schedules import build, peak_in_flight
+
 from .config import ParallelConfig, TransformerConfig
-from .schedules import build, peak_in_flight
 
 OPTIMIZER_BYTES = 12  # K in the ZeRO paper: fp32 master weights, Adam momentum and variance
 GRAD_BYTES = PARAM_BYTES = 2

@@ -1,4 +1,4 @@
-"""Execute a pipeline :data:`~simulators.training.schedules.Schedule` on modelled devices (SimPy).
+"""Execute a :data:`~mlsys.parallel.schedules.PipelineSchedule` on modelled devices (SimPy).
 
 Each device runs its slots in order; a forward of chunk ``c`` waits for chunk ``c - 1``'s
 forward of the same micro-batch to arrive, a backward waits for chunk ``c + 1``'s backward.
@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import simpy
 
+from mlsys.parallel.schedules import PipelineSchedule, Slot, consumers, num_chunks
 from simulators.core import Recorder
-
-from .schedules import Schedule, Slot
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class PipelineRun:
         return 1 - sum(self.device_busy) / (len(self.device_busy) * self.makespan)
 
 
-def run_pipeline(schedule: Schedule, duration: Callable[[Slot], float], p2p_time: float = 0.0,
+def run_pipeline(schedule: PipelineSchedule, duration: Callable[[Slot], float], p2p_time: float = 0.0,
                  recorder: Recorder | None = None, start: float = 0.0, *,
                  blocking_sends: bool = False,
                  release: Callable[[Slot], float] | None = None) -> PipelineRun:
@@ -43,7 +42,7 @@ def run_pipeline(schedule: Schedule, duration: Callable[[Slot], float], p2p_time
     if p2p_time < 0:
         raise ValueError(f"p2p_time must be >= 0, got {p2p_time}")
     p = len(schedule)
-    chunks = 1 + max(slot.chunk for slots in schedule for slot in slots)
+    chunks = num_chunks(schedule)
     env = simpy.Environment(initial_time=start)
     arrival: dict[Slot, float] = {}  # when the slot's input is on its device
     waiting: dict[Slot, simpy.Event] = {}  # a device blocked on that input
@@ -52,39 +51,42 @@ def run_pipeline(schedule: Schedule, duration: Callable[[Slot], float], p2p_time
 
     def deliver(slot: Slot, at: float) -> None:
         arrival[slot] = at
-        if slot in waiting:
-            gate = waiting.pop(slot)
-            env.timeout(at - env.now).callbacks.append(lambda _: gate.succeed())
+        gate = waiting.pop(slot, None)
+        if gate is not None:
+            gate.succeed()
 
     def device(d: int, slots: list[Slot]):
+        stage = f"stage {d}"
         for slot in slots:
             if slot.phase == "B" or slot.chunk > 0:  # all but the first chunk's forwards wait
                 if slot not in arrival:
-                    waiting[slot] = env.event()
-                    yield waiting[slot]
-                elif arrival[slot] > env.now:
-                    yield env.timeout(arrival[slot] - env.now)
-            if release is not None and release(slot) > env.now:
-                yield env.timeout(release(slot) - env.now)
-            t0, dt = env.now, duration(slot)
-            yield env.timeout(dt)
+                    waiting[slot] = gate = env.event()
+                    yield gate
+                ready = arrival[slot]
+                if release is not None:
+                    ready = max(ready, release(slot))
+            else:
+                ready = start if release is None else release(slot)
+            dt = duration(slot)
+            t0 = max(ready, env.now)
+            yield env.timeout(t0 + dt - env.now)  # wait for the input, then compute
+            now = env.now
             busy[d] += dt
-            finished[slot] = env.now
+            finished[slot] = now
             if recorder is not None:
-                recorder.record(f"{slot.phase}{slot.microbatch}", f"stage {d}", t0, env.now,
+                recorder.record(f"{slot.phase}{slot.microbatch}", stage, t0, now,
                                 category=slot.phase, group="pipeline", chunk=slot.chunk)
-            for nxt in _consumers(slot, chunks):
+            for nxt in consumers(slot, chunks):
                 nd = nxt.chunk % p
-                if nd == d:
-                    deliver(nxt, env.now)
+                if nd == d or not p2p_time:
+                    deliver(nxt, now)
                     continue
-                t0 = env.now
-                if blocking_sends and p2p_time > 0:
+                if recorder is not None:
+                    recorder.record(f"{slot.phase}{slot.microbatch}", f"p2p {d}->{nd}", now,
+                                    now + p2p_time, category="p2p", group="pipeline")
+                if blocking_sends:
                     yield env.timeout(p2p_time)
-                if recorder is not None and p2p_time > 0:
-                    recorder.record(f"{slot.phase}{slot.microbatch}", f"p2p {d}->{nd}", t0,
-                                    t0 + p2p_time, category="p2p", group="pipeline")
-                deliver(nxt, t0 + p2p_time)
+                deliver(nxt, now + p2p_time)
 
     for d, slots in enumerate(schedule):
         env.process(device(d, slots))
@@ -96,10 +98,3 @@ def run_pipeline(schedule: Schedule, duration: Callable[[Slot], float], p2p_time
     device_end = [max(finished[s] for s in slots) for slots in schedule]
     return PipelineRun(max(device_end) - start, device_end, busy, finished)
 
-
-def _consumers(slot: Slot, chunks: int) -> list[Slot]:
-    """Slots whose inputs ``slot`` produces."""
-    if slot.phase == "F":
-        nxt = [Slot(slot.chunk + 1, slot.microbatch, "F")] if slot.chunk < chunks - 1 else []
-        return nxt + ([Slot(slot.chunk, slot.microbatch, "B")] if slot.chunk == chunks - 1 else [])
-    return [Slot(slot.chunk - 1, slot.microbatch, "B")] if slot.chunk > 0 else []

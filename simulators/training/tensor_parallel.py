@@ -1,7 +1,9 @@
 """Megatron-style tensor parallelism inside one layer, kernel by kernel.
 
 Each kernel of a layer's forward and backward pass (:func:`~.costs.layer_forward`) runs in turn;
-the all-reduces block the compute stream, as in Megatron-LM, so their time adds to the layer's.
+the all-reduces block the compute stream, as in Megatron-LM of 2021 (before sequence parallelism
+and communication overlap, which :func:`~.hybrid.simulate` models), so their time adds to the
+layer's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from simulators.core import Recorder
 
 from .config import Cluster, TransformerConfig
-from .costs import backward_of, layer_forward, op_time
+from .costs import COLLECTIVES, backward_of, layer_forward, op_time
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,11 @@ def layer_timeline(model: TransformerConfig, tp: int, cluster: Cluster | None = 
     for op in fwd + backward_of(fwd):
         dt = op_time(op, cluster, tp, dtype)
         if recorder is not None:
-            resource = "link" if op.kind == "allreduce" else "compute"
+            resource = "link" if op.kind in COLLECTIVES else "compute"
             recorder.record(op.name, f"tp={tp} {resource}", now, now + dt, category=op.kind,
                             group=f"tp={tp}")
         now += dt
-        if op.kind == "allreduce":
+        if op.kind in COLLECTIVES:
             comm += dt
         else:
             compute += dt

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import redteam_cases
-from lab_helpers import save
+from lab_helpers import LIBRARY, partial, save, submission
 
-from mlsys.grading import cli, labs, runner, sandbox
+from mlsys.grading import batch, cli, labs, runner, sandbox
 
 SECRET = "red-team class secret"
 
@@ -122,3 +122,36 @@ def _grade(lab: labs.Lab, tmp: Path, marker: str, kind: str) -> None:
         "expected": {n: s for n, (_, s) in cases.items()}, "marker": marker,
         "connections": [c.decode(errors="replace") for c in connections],
         "digests": {p: "unchanged" if same else "changed" for p, same in unchanged.items()}}))
+
+
+@pytest.fixture(scope="session")
+def lab_reports(graded: Batch, sandbox_kind: str,
+                tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], runner.Report]:
+    """Every shipped lab graded once per run: its reference, its student version, a partly
+    solved notebook, and one that uses the library's own implementation (the autodiff lab's
+    first two are in the red-team batch, and its library cases too)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    tmp = shared / "labs"
+    with open(shared / "labs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (tmp / "reports.json").is_file():
+            reports = []
+            for name, lab in labs.available().items():
+                subs = {"partial": partial(lab)}
+                if name != "autodiff":
+                    subs |= {"reference": submission(lab),
+                             "student_version": lab.student_notebook()}
+                if name in LIBRARY:
+                    subs["library"] = submission(lab, replace=LIBRARY[name][0])
+                paths = [(kind, save(nb, tmp / name / f"{kind}.ipynb")) for kind, nb in subs.items()]
+                limits = runner.Limits(cell_timeout=60, timeout=300, memory_mb=3072,
+                                       sandbox=sandbox_kind)
+                reports += batch.grade_all(lab, paths, limits, jobs=2, progress=False)
+            (tmp / "reports.json").write_text(json.dumps([r.to_json() for r in reports]))
+        data = json.loads((tmp / "reports.json").read_text())
+    out = {(r["lab"], r["student"]): runner.Report.from_json(r) for r in data}
+    for kind in ("reference", "student_version"):
+        out[("autodiff", kind)] = graded.reports[kind]
+    return out

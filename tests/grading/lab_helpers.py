@@ -36,3 +36,51 @@ def submission(lab: labs.Lab, solved: set[str] | None = None, *,
 def save(nb, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return notebook.write(nb, path)
+
+
+def partial(lab: labs.Lab):
+    """The reference in every other solution cell (the first, the third...), stubs elsewhere:
+    honest work that passes some tests and fails others."""
+    ids = [notebook.nbgrader_meta(c).get("grade_id") for c in lab.source.cells
+           if notebook.nbgrader_meta(c).get("solution")]
+    return submission(lab, set(ids[::2]))
+
+
+# Submissions that use the library's own implementation of the task (graded to zero), by lab:
+# the solution cells they replace, and the score their other (honest) cells keep.
+LIBRARY = {
+    "collectives": ({"ring": "from mlsys.comm.schedules import ALGORITHMS\n\n"
+                             "def ring_all_reduce(world_size, count):\n"
+                             "    return ALGORITHMS['ring'](world_size, count)"}, 0),
+    "pipeline": ({"schedule": "from simulators.training.schedules import one_f_one_b\n"
+                              "schedule_1f1b = one_f_one_b",
+                  "bubble": "import simulators.training.schedules as s\n\n"
+                            "def predicted_bubble(p, m):\n    return s.bubble_fraction('1f1b', p, m)",
+                  "peaks": "from simulators.training import peak_in_flight as peaks\n"
+                           "from simulators.training.schedules import one_f_one_b\n\n"
+                           "def predicted_peaks(p, m):\n    return peaks(one_f_one_b(p, m))"}, 0),
+    "kernels": ({"tiled": "from mlsys.kernels.cuda import matmul as library\n\n"
+                          "def tiled_matmul_kernel(tile):\n    return library.tiled_kernel(tile)"},
+                2),
+    "graph_compiler": ({"cse": "from mlsys.graph.passes import eliminate_common_subexpressions"
+                               " as cse",
+                        "fuse": "import mlsys.graph.passes as passes\n\ndef fuse(graph):\n"
+                                "    return passes.fuse_elementwise(graph, reductions=False)"},
+                       3),
+    "scheduling": ({"policy": "from simulators.scheduling.policies.las import LAS\n"
+                              "_las = LAS((600.0, 3600.0, 36000.0))\n\n"
+                              "def blind_key(arrival, index, gpus, attained):\n"
+                              "    return (_las.queue(attained), arrival, index)\n\n"
+                              "def next_key_change(attained, gpus, now):\n    return None"}, 2),
+    "step_cost": ({"linear_cost": "def linear_forward_cost(batch, n_in, n_out, itemsize=4):\n"
+                                  "    return measured_linear(batch, n_in, n_out, 'float32')",
+                   "step_flops": "from mlsys.ops import PRIMITIVES\n\n"
+                                 "def step_matmul_flops(batch, sizes):\n"
+                                 "    rows = measured_step(batch, sizes)\n"
+                                 "    return sum(f for op, f, _ in rows if op == 'matmul')"}, 3),
+    "scaling": ({"laws": "from simulators import scaling\n\namdahl_speedup = scaling.amdahl\n\n"
+                         "def gustafson_speedup(f, n):\n    return scaling.gustafson(f, n)",
+                 "best": "from simulators.scaling import Workload, optimal_workers\n\n"
+                         "def best_workers(serial, parallel, comm):\n"
+                         "    return optimal_workers(Workload(serial, parallel, comm))"}, 6),
+}

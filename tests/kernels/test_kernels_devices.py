@@ -85,3 +85,16 @@ def test_moved_leaf_keeps_requires_grad_and_gradients_match() -> None:
     y.softmax(1).sum().backward()
     x.softmax(1).sum().backward()
     np.testing.assert_allclose(y.grad.data, x.grad.data, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["numba", "cuda"])
+def test_clone_and_gradients_stay_on_the_device(device: str) -> None:
+    x = mlsys.tensor(np.array([1.0, -2.0, 3.0], np.float32), requires_grad=True).to(device)
+    y = x.clone()
+    assert y.device == device and y.grad_fn == "copy"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (y * y).sum().backward()
+    assert x.grad.device == device
+    np.testing.assert_allclose(x.grad.data, [2.0, -4.0, 6.0])
+    assert x.detach().device == device and x.detach().clone().device == device

@@ -54,7 +54,8 @@ class LAS(Policy):
         self.base = [0.0] * n      # attained GPU-seconds at the last promotion
         self.ran = [0.0] * n       # seconds held at the last promotion
         self.waited = [0.0] * n    # seconds waited since the job first ran after its last promotion
-        self.joined = [-1.0] * n   # when a running job was demoted into its queue
+        self.entered = [0.0] * n   # when a running job started, or was demoted into its queue
+        self.demoted = [False] * n # whether it entered its queue running, by demotion
         self._seq = itertools.count(1)
 
     def queue(self, attained: float) -> int:
@@ -63,8 +64,11 @@ class LAS(Policy):
 
     def key(self, state, now):
         i = state.index
-        behind = not state.running or self.joined[i] == now  # a job demoted now joins the end
-        return (self.level[i], behind, self.order[i], i)
+        if state.running and not (self.demoted[i] and self.entered[i] == now):
+            # running: in the order jobs joined the queue's running ones; of those that joined at
+            # one instant, the jobs that started before the jobs demoted into it
+            return (self.level[i], 0, self.entered[i], self.demoted[i], self.order[i])
+        return (self.level[i], 1, self.order[i], 0, 0)  # waiting, or demoted this instant
 
     def next_key_change(self, state, now):
         i = state.index
@@ -85,18 +89,19 @@ class LAS(Policy):
         i = state.index
         if state.executed > self.ran[i]:
             self.waited[i] += now - state.enqueued
-        self.order[i] = next(self._seq)
+        self.order[i], self.entered[i], self.demoted[i] = next(self._seq), now, False
 
     def on_preempt(self, state, now):
         i = state.index
         self.level[i] = max(self.level[i], self.queue(state.attained - self.base[i]))
-        self.order[i] = -next(self._seq)
+        if not (self.demoted[i] and self.entered[i] == now):  # else it stays at the end
+            self.order[i] = -next(self._seq)  # the worst go first, so the order is kept
 
     def on_timer(self, state, now):
         i = state.index
         if state.running:  # demoted: to the end of the queue its attained service reached
             self.level[i] = self.queue(state.attained_at(now) - self.base[i])
-            self.joined[i] = now
+            self.entered[i], self.demoted[i] = now, True
         else:              # promoted: to the end of the top queue, attained service afresh
             self.level[i], self.base[i], self.ran[i] = 0, state.attained, state.executed
             self.waited[i] = 0.0

@@ -22,11 +22,12 @@ def test_ring_allreduce_closed_form() -> None:
 
 
 def test_buckets() -> None:
-    plan = buckets(GRADS, 25e6)
-    assert [n for _, n in plan] == [30e6, 30e6, 30e6, 10e6]
-    assert [t for t, _ in plan] == pytest.approx([0.3, 0.6, 0.9, 1.0])
+    plan = buckets(GRADS, 25e6)  # at most 25 MB each: the engine's DDP rule
+    assert [n for _, n in plan] == [20e6] * 5
+    assert [t for t, _ in plan] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
     assert buckets(GRADS, 1e12) == [(1.0, 100e6)]
-    with pytest.raises(ValueError, match="bucket_bytes must be positive"):
+    assert buckets(GRADS, 1.0) == GRADS  # a gradient larger than the cap is a bucket alone
+    with pytest.raises(ValueError, match="bucket_bytes must be a positive number of bytes"):
         buckets(GRADS, 0)
 
 
@@ -37,14 +38,14 @@ def test_without_overlap_all_reduces_follow_backward() -> None:
 
 
 def test_overlap_hides_all_but_the_last_bucket() -> None:
-    cost = lambda n: n / 1e9  # 30 ms per 30 MB bucket, shorter than the 0.3 s between buckets
+    cost = lambda n: n / 1e9  # 20 ms per 20 MB bucket, shorter than the 0.2 s between buckets
     rec = Recorder()
     end = sync_gradients(GRADS, cost, bucket_bytes=25e6, overlap=True, recorder=rec)
-    assert end == pytest.approx(1.0 + 10e6 / 1e9)
-    assert len(rec) == 4 and rec.events[0].start == pytest.approx(0.3)
+    assert end == pytest.approx(1.0 + 20e6 / 1e9)
+    assert len(rec) == 5 and rec.events[0].start == pytest.approx(0.2)
 
 
 def test_slow_network_queues_buckets() -> None:
-    cost = lambda n: n / 1e8  # 0.3 s per bucket: the stream is busy back to back
+    cost = lambda n: n / 1e8  # 0.2 s per bucket: the stream is busy back to back
     end = sync_gradients(GRADS, cost, bucket_bytes=25e6, overlap=True)
-    assert end == pytest.approx(0.3 + 100e6 / 1e8)
+    assert end == pytest.approx(0.2 + 100e6 / 1e8)

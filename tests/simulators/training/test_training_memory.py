@@ -55,3 +55,11 @@ def test_gpt3_params_and_fit() -> None:
     assert not memory_per_gpu(gpt3, ParallelConfig()).fits(80e9)
     layout = ParallelConfig(dp=8, tp=8, pp=16, global_batch=1536, recompute="full")
     assert memory_per_gpu(gpt3, layout).fits(80e9)
+
+
+def test_megatron_distributed_optimizer_bytes_per_parameter() -> None:
+    """Megatron-LM's README table: bf16 parameters with fp32 gradients take 18 bytes per
+    parameter, 6 + 12/d with the distributed optimizer (ZeRO stage 1)."""
+    for d in (1, 8, 64):
+        assert sum(model_states(1.0, d, 1, grad_bytes=4)) == pytest.approx(6 + 12 / d)
+    assert sum(model_states(1.0, 8, 0, grad_bytes=4)) == 18

@@ -1,0 +1,1 @@
+"""Parallel training on real processes: tensor, pipeline, ZeRO, hybrid, sharded parameter server."""
