@@ -118,17 +118,19 @@ def run(lab_name: str = "autodiff", n: int = 50, jobs: int | None = None,
 def main(argv: list[str]) -> int:
     """Entry point of ``mlsys bench grading``."""
     p = cliargs.ArgumentParser(prog="mlsys bench grading", description=__doc__)
-    p.add_argument("--lab", default="autodiff")
+    p.add_argument("--lab", default="autodiff", help="the lab to grade (default: autodiff)")
     p.add_argument("--n", type=cliargs.int_range(1, 10_000), default=50,
                    help="submissions in the folder (default: 50)")
     p.add_argument("--jobs", type=cliargs.int_range(1, 256), default=None,
-                   help="workers for the parallel row")
+                   help="workers for the parallel row (default: up to 4, one per core)")
+    p.add_argument("--sandbox", default="auto", choices=("auto", *sandbox.KINDS),
+                   help="kernel isolation for mlsys's rows (default: the best available)")
     p.add_argument("--no-nbgrader", action="store_true", help="skip the nbgrader baseline")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     try:
-        rows = run(args.lab, args.n, args.jobs, not args.no_nbgrader)
-    except (KeyError, ValueError) as error:
+        rows = run(args.lab, args.n, args.jobs, not args.no_nbgrader, args.sandbox)
+    except (KeyError, ValueError, RuntimeError) as error:
         return cliargs.fail("mlsys bench grading", str(error.args[0] if error.args else error))
     baseline = rows[-1]["grader"]
     print(emit(rows, as_json=args.json, title=f"grading throughput, lab {args.lab!r}",

@@ -59,7 +59,7 @@ class Channel:
                 self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(max(size - len(self._buffer), 1 << 16))
-            except socket.timeout:
+            except TimeoutError:
                 raise ChannelTimeout("no reply before the deadline") from None
             except ConnectionResetError:
                 chunk = b""

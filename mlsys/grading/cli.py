@@ -16,18 +16,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlsys import cliargs
+
 SECRET_ENV = "MLSYS_LAB_SECRET"  # the same name as mlsys.grading.checks.SECRET_ENV (lazy import)
 SANDBOXES = ("auto", "bwrap", "unshare", "none")
 
 
 def _parser() -> argparse.ArgumentParser:
-    source = argparse.ArgumentParser(add_help=False)
+    source = cliargs.ArgumentParser(add_help=False)
     source.add_argument("--source", type=Path, default=argparse.SUPPRESS, metavar="DIR",
                         help="folder of lab sources laid out like labs/ (default: the labs "
                              "shipped with mlsys)")
-    p = argparse.ArgumentParser(prog="mlsys lab", description=__doc__, parents=[source],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = cliargs.ArgumentParser(prog="mlsys lab", description=__doc__, parents=[source],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=cliargs.ArgumentParser)
 
     s = sub.add_parser("list", parents=[source], help="the labs: chapter, points, estimated time")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -64,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder of <student>.ipynb or <student>/.../<lab>.ipynb")
     s.add_argument("--out", type=Path, default=Path("gradebook"),
                    help="gradebook folder (default: gradebook/)")
-    s.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+    s.add_argument("--jobs", type=cliargs.int_range(1, 256), default=min(2, os.cpu_count() or 1),
                    help="submissions graded at once (default: %(default)s)")
     s.add_argument("--resume", action="store_true",
                    help="keep the reports of an earlier run in --out and grade only the rest "
@@ -87,10 +90,12 @@ def _secret(s: argparse.ArgumentParser) -> None:
 
 def _limits(s: argparse.ArgumentParser) -> None:
     s.add_argument("--lab", help="grade as this lab (default: the lab named in each notebook)")
-    s.add_argument("--cell-timeout", type=float, help="seconds per cell and per call into the "
-                                                      "notebook (default: the lab's)")
-    s.add_argument("--timeout", type=float, help="seconds per submission (default: the lab's)")
-    s.add_argument("--memory", type=int, help="MiB of address space per kernel (default: 4096)")
+    s.add_argument("--cell-timeout", type=cliargs.positive_float,
+                   help="seconds per cell and per call into the notebook (default: the lab's)")
+    s.add_argument("--timeout", type=cliargs.positive_float,
+                   help="seconds per submission (default: the lab's)")
+    s.add_argument("--memory", type=cliargs.int_range(256),
+                   help="MiB of address space per kernel (default: 4096)")
 
 
 def _limits_for(lab: Any, args: argparse.Namespace) -> Any:
@@ -201,8 +206,6 @@ def _grade(args: argparse.Namespace) -> int:
     from . import batch, checks, labs, notebook, runner, sandbox
     from .gradebook import Gradebook
 
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     available = labs.available(args.source)
     if args.lab is not None and args.lab not in available:
         raise KeyError(f"unknown lab {args.lab!r}; available labs: {', '.join(available)}")
@@ -273,5 +276,4 @@ def main(argv: list[str]) -> int:
         return 130
     except (KeyError, ValueError, OSError, LabFormatError, RuntimeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"mlsys lab {args.command}: {message}", file=sys.stderr)
-        return 2
+        return cliargs.fail(f"mlsys lab {args.command}", str(message))

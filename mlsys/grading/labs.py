@@ -90,7 +90,7 @@ class Lab:
         if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0:
             raise LabFormatError(f"{path}: metadata.mlsys.minutes (the estimated time) must be a "
                                  f"positive int, got {minutes!r}")
-        lab.interface  # validates the cells' mlsys metadata
+        lab.interface  # noqa: B018 (reading it validates every cell's mlsys metadata)
         _strings(lab.meta.get("types", []), f"{path}: metadata.mlsys.types")
         return lab
 

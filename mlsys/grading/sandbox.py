@@ -91,7 +91,7 @@ def visible_paths() -> list[str]:
     return paths
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unavailable(kind: str) -> str | None:
     """Why ``kind`` cannot run here (None when it can); the check runs a trivial sandbox once."""
     if kind not in KINDS:
@@ -340,7 +340,11 @@ def _pids_hierarchies() -> list[Path]:
 
 
 def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    """Every process id (none where there is no /proc: then only the session is killed)."""
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
 
 
 def _readlink(path: str) -> str | None:

@@ -4,9 +4,9 @@ The grader calls the learner's functions in a sandboxed kernel (see :mod:`.sessi
 in and results come out in this format. It carries numbers, strings, lists, tuples, dicts, sets,
 slices, numpy arrays, scalars and dtypes, and instances of an explicit list of library types
 (dataclasses, named tuples and slots classes such as ``mlsys.graph.Graph`` or
-``mlsys.comm.schedules.Step``, plus ``mlsys.Tensor`` with the graph that made it). Decoding builds only those types, from
-validated fields, so whatever the learner's code returns, the grader holds plain values that
-cannot change behaviour between two reads.
+``mlsys.comm.schedules.Step``, plus ``mlsys.Tensor`` with the graph that made it). Decoding builds
+only those types, from validated fields, so whatever the learner's code returns, the grader holds
+plain values that cannot change behaviour between two reads.
 
 Objects are memoized: the second occurrence of an object is a reference to the first, so shared
 structure survives the trip, and an object the grader sent comes back as the grader's own object

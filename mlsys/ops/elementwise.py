@@ -139,7 +139,7 @@ def _relu_grad_shape(g: Spec, out: Spec) -> Spec:
 relu_grad = register(Primitive(
     "relu_grad", forward=lambda g, out: _keep(g, ~(out <= 0)), shape=_relu_grad_shape,
     cost=elementwise_cost(1), vjp=lambda G, r, g, out: (relu_grad(G, out), None), arity=2,
-    elementwise=True, scalar="(F(0.0) if {1} <= F(0.0) else {0})",
+    elementwise=True, scalar="(F(0.0) if {1} <= F(0.0) else {0})", multipass=True,
     doc="g where relu's output is positive (or NaN), else 0: PyTorch's threshold_backward"))
 sign = _unary("sign", np.sign, lambda g, out, x: (None,),
               "(F(1.0) if {0} > 0 else (F(-1.0) if {0} < 0 else {0}))", floats_only=False,

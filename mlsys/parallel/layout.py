@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..comm.ddp import DEFAULT_BUCKET_BYTES, flatten, make_buckets
 from ..comm.group import ProcessGroup
 from ..nn.module import Parameter
@@ -65,4 +63,3 @@ def average_gradients(params: Iterable[Parameter], group: ProcessGroup,
             size = p.grad.data.size
             p.grad.data[...] = flat[offset: offset + size].reshape(p.grad.shape)
             offset += size
-    _ = np  # noqa: F841

@@ -246,7 +246,8 @@ class Pipeline:
                 grad = None if c == last else Tensor(
                     messages.recv(self._device(c + 1), _tag(Slot(c + 1, i, "B"))))
                 t0 = time.perf_counter()
-                out.backward(grad)
+                if out.requires_grad:  # (a first chunk without parameters has nothing to do)
+                    out.backward(grad)
                 t1 = time.perf_counter()
                 live -= nbytes
                 if c > 0:

@@ -16,7 +16,6 @@ import itertools
 import math
 from array import array
 from collections.abc import Container, Iterator
-from typing import TYPE_CHECKING
 
 import simpy
 
@@ -25,8 +24,7 @@ from .job import Job, Trace
 from .placement import Placement, get_placement
 from .result import Result, Segment
 
-if TYPE_CHECKING:
-    from .policies.base import Policy
+from .policies.base import Policy
 
 
 class JobState:
@@ -173,6 +171,15 @@ class Simulation:
         heapq.heappush(self._completions, (state.finish_at, next(self._seq), state, state.version))
         self._push_running(state)
         return True
+
+    def refresh(self, state: JobState) -> None:
+        """Recompute an active job's key (and timers) now: for a policy whose own bookkeeping
+        changed a key at a time it did not announce."""
+        if state.running:
+            self._push_running(state)
+        elif not state.finish <= self.now:  # waiting (a finished job's finish is set)
+            state.version += 1
+            self._push_waiting(state)
 
     def preempt(self, state: JobState) -> None:
         """Stop a running job, keep its progress, and put it back in the waiting queue."""
@@ -355,7 +362,10 @@ class Simulation:
                 t = min(t, heap[0][0])
         return t
 
-    def _process(self, now: float) -> None:
+    def _process(self, now: float) -> list[JobState] | None:
+        """Apply what is due at ``now``. Returns the running jobs re-keyed by their timers when
+        that is all that happened, ``None`` when a job arrived, finished or changed while waiting."""
+        changed = False
         while self._completions and self._completions[0][0] <= now:
             _, _, state, version = heapq.heappop(self._completions)
             if version == state.version:
@@ -363,6 +373,7 @@ class Simulation:
                 state.remaining, state.finish = 0.0, now
                 self._active -= 1
                 self.policy.on_finish(state, now)
+                changed = True
         states = self.states
         while self._next_arrival < len(states) and states[self._next_arrival].job.arrival <= now:
             state = states[self._next_arrival]
@@ -370,6 +381,8 @@ class Simulation:
             self._active += 1
             self.policy.on_arrival(state, now)
             self._push_waiting(state)
+            changed = True
+        rekeyed = []
         if self._active > self._n_running:  # due timers, some left due while nothing waited
             timers = self._timers
             while timers and timers[0][0] <= now:
@@ -377,6 +390,7 @@ class Simulation:
                 if rank == state.rank and state.running:
                     self.policy.on_timer(state, now)
                     self._push_running(state)
+                    rekeyed.append(state)
             timers = self._wait_timers
             while timers and timers[0][0] <= now:
                 _, _, state, version = heapq.heappop(timers)
@@ -384,6 +398,17 @@ class Simulation:
                     self.policy.on_timer(state, now)
                     state.version += 1  # its old place in the waiting queue goes stale
                     self._push_waiting(state)
+                    changed = True
+        return None if changed else rekeyed
+
+    def _pass_needed(self, rekeyed: list[JobState]) -> bool:
+        """Whether a scheduling pass can change anything after only ``rekeyed`` running jobs' keys
+        got worse: the last pass left nothing to start, so only a waiting job that now beats one
+        of them can act (the default pass; a policy's own ``schedule`` always runs)."""
+        if type(self.policy).schedule is not Policy.schedule:
+            return True
+        best = self.best_waiting()
+        return best is not None and any(best.key < state.key for state in rekeyed)
 
     def _loop(self, env: simpy.Environment):
         interval = self.policy.rekey_interval
@@ -397,12 +422,14 @@ class Simulation:
             if t > env.now:
                 yield env.timeout(t - env.now)
             self.now = t
-            self._process(t)
+            rekeyed = self._process(t)
+            self.events += 1
             if t >= next_rekey:
                 self._rekey()
                 next_rekey = t + interval
+            elif rekeyed is not None and not self._pass_needed(rekeyed):
+                continue
             self.policy.schedule(self, t)
-            self.events += 1
             samples["time"].append(t)
             samples["busy"].append(self.spec.gpus - self.cluster.free_gpus)
             samples["queued"].append(self._active - self._n_running)

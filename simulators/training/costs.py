@@ -3,8 +3,10 @@
 A layer is a list of :class:`Op` (GEMMs with their FLOPs and bytes, memory-bound kernels with
 their bytes, tensor-parallel collectives with their message size), for one micro-batch on one
 GPU of a tensor-parallel group, following Megatron-LM's partitioning (Shoeybi et al., 2019): QKV
-and fc1 split by columns, the projections by rows, so each layer needs one all-reduce after
-attention and one after the MLP in the forward pass, and two in the backward pass. With sequence
+and fc1 split by columns, the projections by rows. Its two conjugate operators, ``f`` before a
+column-parallel GEMM (identity forward, all-reduce backward) and ``g`` after a row-parallel one
+(all-reduce forward, identity backward), give each layer one all-reduce after attention and one
+after the MLP in the forward pass, and two in the backward pass. With sequence
 parallelism (Korthikanti et al., MLSys'23) each all-reduce becomes an all-gather before the
 column-parallel GEMM and a reduce-scatter after the row-parallel one, and the layernorms and
 dropouts between them work on ``s/t`` of the sequence. Byte counts assume 16-bit activations
@@ -31,7 +33,8 @@ FLASH_BACKWARD = 2.5  # Dao et al.: the backward pass recomputes the scores, 2.5
 @dataclass(frozen=True)
 class Op:
     """One kernel: ``kind`` is ``"matmul"`` (``flops`` and ``nbytes`` moved), ``"memory"``
-    (``nbytes`` moved) or a collective of the tensor-parallel group (``nbytes`` per GPU).
+    (``nbytes`` moved), a collective of the tensor-parallel group (``nbytes`` per GPU), or
+    ``"identity"``: Megatron's ``f``, free forward, an all-reduce of ``nbytes`` backward.
 
     ``model_flops`` is what model-FLOP counts (Megatron's formulas) charge when it differs from
     the FLOPs executed; ``backward`` is the backward pass's FLOPs per forward FLOP.
@@ -82,14 +85,14 @@ def layer_forward(model: TransformerConfig, micro_batch: int, tp: int, *,
         ]
     return [
         Op("layernorm", "memory", nbytes=2 * BYTES * region),
-        *_enter(sp, sbh, "qkv"),
+        *_enter(tp, sp, sbh, "qkv"),
         gemm("qkv", tokens, h, 3 * h / tp),
         *attention,
         gemm("proj", tokens, h / tp, h),
         *_leave(tp, sp, sbh, "proj"),
         Op("dropout-residual", "memory", nbytes=(3 * BYTES + 1) * region),
         Op("layernorm", "memory", nbytes=2 * BYTES * region),
-        *_enter(sp, sbh, "fc1"),
+        *_enter(tp, sp, sbh, "fc1"),
         gemm("fc1", tokens, h, 4 * h / tp),
         Op("gelu", "memory", nbytes=2 * BYTES * 4 * sbh / tp),
         gemm("fc2", tokens, 4 * h / tp, h),
@@ -98,15 +101,19 @@ def layer_forward(model: TransformerConfig, micro_batch: int, tp: int, *,
     ]
 
 
-def _enter(sp: bool, sbh: float, gemm_name: str) -> list[Op]:
-    """Into a column-parallel GEMM: nothing to do without sequence parallelism (Megatron's ``f``
-    is the identity forward), an all-gather of the sequence shards with it."""
-    return [Op(f"{gemm_name}-allgather", "allgather", nbytes=BYTES * sbh, pair=+1)] if sp else []
+def _enter(tp: int, sp: bool, sbh: float, gemm_name: str) -> list[Op]:
+    """Into a column-parallel GEMM: Megatron's ``f`` (nothing forward, an all-reduce of the input
+    gradient backward), or an all-gather of the sequence shards with sequence parallelism."""
+    if tp == 1:
+        return []
+    if sp:
+        return [Op(f"{gemm_name}-allgather", "allgather", nbytes=BYTES * sbh, pair=+1)]
+    return [Op(f"{gemm_name}-f", "identity", nbytes=BYTES * sbh)]
 
 
 def _leave(tp: int, sp: bool, sbh: float, gemm_name: str) -> list[Op]:
-    """Out of a row-parallel GEMM: an all-reduce of the partial sums, or a reduce-scatter onto
-    the sequence shards with sequence parallelism."""
+    """Out of a row-parallel GEMM: Megatron's ``g``, an all-reduce of the partial sums (nothing
+    backward), or a reduce-scatter onto the sequence shards with sequence parallelism."""
     if tp == 1:
         return []
     if sp:
@@ -119,7 +126,8 @@ def backward_of(ops: list[Op]) -> list[Op]:
 
     GEMMs cost ``op.backward`` times their FLOPs (input and weight gradients) and move twice
     their bytes; memory-bound kernels move about twice the bytes. Collectives turn into their
-    conjugates: an all-reduce stays one, a reduce-scatter becomes an all-gather of the output
+    conjugates: ``f`` becomes an all-reduce and ``g``'s all-reduce nothing, a reduce-scatter
+    becomes an all-gather of the output
     gradient before the row-parallel GEMM's backward, and an all-gather becomes a reduce-scatter
     of the input gradient plus a second all-gather of the input for the weight gradient (the
     sequence-parallel layer keeps only its shard); Megatron-LM runs those two beside the GEMM's
@@ -132,8 +140,10 @@ def backward_of(ops: list[Op]) -> list[Op]:
                     Op(op.name + "-again", "allgather", nbytes=op.nbytes, pair=-1, concurrent=True)]
         elif op.kind == "reducescatter":
             out.append(Op(op.name + "-grad", "allgather", nbytes=op.nbytes, pair=+1))
-        elif op.kind == "allreduce":
+        elif op.kind == "identity":
             out.append(Op(op.name + "-grad", "allreduce", nbytes=op.nbytes))
+        elif op.kind == "allreduce":
+            continue
         else:
             out.append(Op(op.name + "-grad", op.kind, flops=op.backward * op.flops,
                           model_flops=None if op.model_flops is None else 2 * op.model_flops,
@@ -155,7 +165,7 @@ def head_forward(model: TransformerConfig, micro_batch: int, tp: int, *,
     """The output layer: logits against the vocabulary-parallel embedding, then the loss."""
     b, s, h, v = micro_batch, model.seq_len, model.hidden, model.vocab
     sp = sequence_parallel and tp > 1
-    return [*_enter(sp, s * b * h, "logits"),
+    return [*_enter(tp, sp, s * b * h, "logits"),
             gemm("logits", s * b, h, v / tp),
             Op("cross-entropy", "memory", nbytes=3 * BYTES * b * s * v / tp)]
 
@@ -177,13 +187,15 @@ def op_time(op: Op, cluster: Cluster, tp: int, dtype: str) -> float:
         return max(op.flops / (device.peak(dtype) * cluster.matmul_efficiency), memory)
     if op.kind == "memory":
         return memory
+    if op.kind == "identity":
+        return 0.0
     if op.kind in COLLECTIVES:
         link, eff = cluster.link_for(1, tp), cluster.network_efficiency
         if op.kind == "allreduce":
             return allreduce_time(op.nbytes, tp, link, eff)
         return half_ring_time(op.nbytes, tp, link, eff)
     raise ValueError(f"op {op.name!r} has unknown kind {op.kind!r}; "
-                     f"expected 'matmul', 'memory' or one of {COLLECTIVES}")
+                     f"expected 'matmul', 'memory', 'identity' or one of {COLLECTIVES}")
 
 
 def ops_time(ops: list[Op], cluster: Cluster, tp: int, dtype: str, *,

@@ -27,6 +27,7 @@ congestion between jobs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +131,9 @@ def simulate(model: TransformerConfig, parallel: ParallelConfig | None = None,
     if parallel.zero == 3:
         gather = costs.half_ring_time(costs.BYTES * layer_params(model, t), d, dp_link, eff)
 
-    times = {}
+    times, layer_fwd, layer_bwd = {}, seconds(fwd_layer), seconds(bwd_layer)
     for c in range(n_chunks):
-        fwd, bwd = layers * seconds(fwd_layer), layers * seconds(bwd_layer)
+        fwd, bwd = layers * layer_fwd, layers * layer_bwd
         if c == 0:
             fwd, bwd = fwd + seconds(embed), bwd + seconds(costs.backward_of(embed))
         if c == n_chunks - 1:
@@ -235,7 +236,7 @@ def _p2p_time(model: TransformerConfig, parallel: ParallelConfig, cluster: Clust
 
 
 def _gathered_under_forward(params: list[float], p: int, times: dict, bucket_params: float,
-                            gather: Any) -> tuple[dict[Slot, float], dict[int, float]]:
+                            gather: Callable[[float], float]) -> tuple[dict[Slot, float], dict[int, float]]:
     """Megatron's ``--overlap-param-gather``: parameters are all-gathered under the next step's
     first forward pass. The first chunk of the first stage gathers bucket by bucket, the next
     bucket while the forward pass computes with the previous one, so only gathers that outlast

@@ -42,6 +42,8 @@ def layer_timeline(model: TransformerConfig, tp: int, cluster: Cluster | None = 
     fwd = layer_forward(model, micro_batch, tp)
     now = compute = comm = 0.0
     for op in fwd + backward_of(fwd):
+        if op.kind == "identity":  # Megatron's f: nothing to do in the forward pass
+            continue
         dt = op_time(op, cluster, tp, dtype)
         if recorder is not None:
             resource = "link" if op.kind in COLLECTIVES else "compute"

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from lab_helpers import save, submission
 
 from mlsys.grading import batch, bench, notebook, runner
@@ -131,4 +132,6 @@ def test_bench_folders_mix_full_partial_and_empty_work(autodiff, tmp_path: Path)
     stubs = [sum("raise NotImplementedError()" in c.source for c in notebook.read(p).cells
                  if c.cell_type == "code") for _, p in subs]
     assert stubs == [0, 3, 1, 2]  # 3 solution cells: reference, student version, then partial
-    assert bench.main(["--n", "0"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--n", "0"])
+    assert stop.value.code == 2

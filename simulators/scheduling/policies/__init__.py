@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from .backfill import EASYBackfill
 from .base import Policy
+from .easy import EASY
 from .fifo import FIFO
-from .gandiva import TimeSlicing
+from .gandiva import Gandiva
 from .gittins import Gittins
 from .las import LAS
 from .sjf import SJF
 from .srtf import SRTF
-from .themis import FinishTimeFairness
+from .themis import Themis
 
+#: Every policy by name; a policy's module, class and name agree (``gandiva.py``, ``Gandiva``,
+#: ``"gandiva"``).
 POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (
-    FIFO, SJF, SRTF, LAS, Gittins, TimeSlicing, FinishTimeFairness, EASYBackfill)}
+    FIFO, SJF, SRTF, LAS, Gittins, Gandiva, Themis, EASY)}
 
 
 def make_policy(name: str, **options) -> Policy:
@@ -25,5 +27,5 @@ def make_policy(name: str, **options) -> Policy:
     return cls(**options)
 
 
-__all__ = ["POLICIES", "Policy", "make_policy", "FIFO", "SJF", "SRTF", "LAS", "Gittins", "TimeSlicing",
-           "FinishTimeFairness", "EASYBackfill"]
+__all__ = ["POLICIES", "Policy", "make_policy", "FIFO", "SJF", "SRTF", "LAS", "Gittins", "Gandiva",
+           "Themis", "EASY"]

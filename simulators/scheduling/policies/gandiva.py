@@ -1,11 +1,13 @@
 """Gandiva-style time slicing (Xiao et al., OSDI'18): round-robin quanta over waiting gangs.
 
 When jobs outnumber GPUs, Gandiva suspends a job at an iteration boundary and resumes another,
-so every job makes progress. Here a job's priority is the number of ``quantum``-second slices it
-has run; at the end of each slice a running job falls behind every waiting job that has had fewer
-slices and is preempted for it (paying the simulation's ``restart_cost`` on resume). Gandiva's
-other mechanisms — packing two jobs on one GPU and migration — are not modelled: a GPU here holds
-at most one job.
+so every job makes progress. Here the cluster time-slices in rounds of ``quantum`` seconds: a
+job's priority is the number of whole quanta it has run, counted at the end of each round, and at
+a round's end a running job falls behind every waiting job that has had fewer slices and is
+preempted for it (paying the simulation's ``restart_cost`` on resume). Rounds keep the swaps of
+all jobs at the same instants, one event per round however many jobs share the cluster.
+Gandiva's other mechanisms — packing two jobs on one GPU and migration — are not modelled: a GPU
+here holds at most one job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from .base import EPS, Policy, positive_seconds
 
 
-class TimeSlicing(Policy):
+class Gandiva(Policy):
     name = "gandiva"
     preemptive = True
 
@@ -23,16 +25,25 @@ class TimeSlicing(Policy):
         super().__init__(skip_blocked)
         self.quantum = positive_seconds("quantum", quantum)
 
+    def _round_start(self, now: float) -> float:
+        return math.floor(now * (1 + EPS) / self.quantum + EPS) * self.quantum
+
     def slices(self, state, now) -> int:
-        """Whole quanta ``state`` has held GPUs for by ``now``."""
-        executed = state.executed + (now - state.started if state.running else 0.0)
+        """Whole quanta ``state`` had run when the round containing ``now`` began (a waiting
+        job: by ``now``)."""
+        executed = state.executed
+        if state.running:
+            executed += max(0.0, self._round_start(now) - state.started)
         return math.floor(executed * (1 + EPS) / self.quantum + EPS)
 
     def key(self, state, now):
         return (self.slices(state, now), state.job.arrival, state.index)
 
     def next_key_change(self, state, now):
-        return state.started + (self.slices(state, now) + 1) * self.quantum - state.executed
+        """The first round end by which ``state`` has run one more whole quantum."""
+        q = self.quantum
+        crossing = state.started + (self.slices(state, now) + 1) * q - state.executed
+        return max(math.ceil(crossing * (1 - EPS) / q - EPS) * q, self._round_start(now) + q)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(quantum={self.quantum})"

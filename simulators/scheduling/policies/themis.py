@@ -14,7 +14,7 @@ from __future__ import annotations
 from .base import Policy, positive_seconds
 
 
-class FinishTimeFairness(Policy):
+class Themis(Policy):
     name = "themis"
     preemptive = True
 

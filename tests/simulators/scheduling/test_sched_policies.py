@@ -11,9 +11,11 @@ from sched_tiny import jobs
 from simulators.scheduling import (
     POLICIES,
     ClusterSpec,
+    Job,
     Policy,
     Simulation,
     make_policy,
+    Trace,
     simulate,
     summarize,
     synthetic_trace,
@@ -49,6 +51,46 @@ def test_las_demotes_jobs_at_each_attained_service_threshold():
     # Threshold 1.5 GPU-s: A is demoted at 1.5 and B takes over; B is demoted at 3.0 and C (new,
     # top queue) runs 3-4; the bottom queue is FIFO: A 4-12.5, then B's last 0.5 s.
     assert finishes(make_policy("las", thresholds=(1.5,))) == [12.5, 13, 4]
+
+
+def test_las_keeps_running_jobs_ahead_of_waiting_ones_in_a_queue():
+    # W (4 GPUs) cannot start beside A; S (2 GPUs, later) skips ahead. When A ends, W fits only
+    # by preempting S: Tiresias keeps S, a running job of W's queue, and W waits for it.
+    trace = jobs((0, 2, 5), (1, 4, 10), (2, 2, 10))
+    result = simulate(trace, ClusterSpec(1, 1, 4), make_policy("las", thresholds=(1e6,)),
+                      restart_cost=0.0)
+    assert result.finish.tolist() == [5, 22, 12] and result.preemptions.sum() == 0
+
+
+def test_las_promotes_a_starving_job_after_promote_knob_times_its_service():
+    # L is demoted at 10 GPU-s, preempted at 20 by S1; with knob 0.5 it returns to the top queue
+    # at 30 (waited 10 s = 0.5 x 20 s run), ahead of S3 (arrives 36); demoted again at 46 it
+    # yields to S3 (46-54) and ends at 124. Without the knob S3 simply runs first (36-44).
+    trace = jobs((0, 1, 100), (20, 1, 8), (28, 1, 8), (36, 1, 8))
+    fair = simulate(trace, ONE_GPU, make_policy("las", thresholds=(10.0,), promote_knob=0.5),
+                    restart_cost=0.0)
+    fair.check_conservation()
+    assert fair.finish.tolist() == [124, 28, 36, 54] and fair.preemptions.tolist() == [2, 0, 0, 0]
+    assert finishes(make_policy("las", thresholds=(10.0,)), trace) == [124, 28, 36, 44]
+    with pytest.raises(ValueError, match="promote_knob must be a finite number > 0"):
+        make_policy("las", promote_knob=0)
+
+
+def test_preemption_spares_the_best_victims_that_need_not_stop():
+    class ByModel(Policy):  # priority written in the job's model field
+        name = "by-model"
+        preemptive = True
+
+        def key(self, state, now):
+            return (int(state.job.model), state.index)
+
+    # A (best), B and C fill 8 GPUs; P (4 GPUs) outranks B and C. Freeing C and B gives 6; B
+    # alone gives the 4 P needs, so C is spared and keeps running.
+    trace = Trace("prio", [Job("A", 0, 2, 100, "0"), Job("B", 0, 4, 100, "5"),
+                           Job("C", 0, 2, 100, "6"), Job("P", 1, 4, 10, "3")])
+    result = simulate(trace, ClusterSpec(1, 1, 8), ByModel(), restart_cost=0.0)
+    assert result.finish.tolist() == [100, 110, 100, 11]
+    assert result.preemptions.tolist() == [0, 1, 0, 0]
 
 
 def test_gandiva_round_robins_quanta():
@@ -92,19 +134,23 @@ def test_shortest_first_is_optimal_on_one_gpu(policy):
     assert got == pytest.approx(best_fifo)
 
 
-def test_spread_jobs_run_slower_by_the_configured_factor():
+def test_only_jobs_spread_over_more_nodes_than_they_need_run_slower():
     spec = ClusterSpec(1, 2, 4)
-    trace = jobs((0, 2, 10), (0, 6, 10))
-    result = simulate(trace, spec, "fifo", spread_slowdown=1.5)
-    assert result.finish.tolist() == [10, 15]
+    # 3 + 3 GPUs fill most of both nodes; the 2-GPU job then spans two nodes where one would do
+    trace = jobs((0, 3, 10), (0, 3, 10), (0, 2, 10))
+    assert simulate(trace, spec, "fifo", spread_slowdown=1.5).finish.tolist() == [10, 10, 15]
+    # an 8-GPU job on two 4-GPU nodes uses the fewest nodes it can: not slowed
+    assert simulate(jobs((0, 8, 10)), spec, "fifo", spread_slowdown=1.5).finish.tolist() == [10]
     spread = simulate(jobs((0, 2, 10)), spec, "fifo", placement="spread", spread_slowdown=1.5)
     assert spread.finish.tolist() == [15]
 
 
-def test_switch_slowdown_compounds_when_a_job_spans_switches():
+def test_switch_slowdown_compounds_when_a_job_spans_more_switches_than_it_needs():
     spec = ClusterSpec(2, 1, 4)
-    result = simulate(jobs((0, 8, 10)), spec, "fifo", spread_slowdown=1.5, switch_slowdown=2.0)
-    assert result.finish.tolist() == [30]
+    options = {"spread_slowdown": 1.5, "switch_slowdown": 2.0}
+    assert simulate(jobs((0, 8, 10)), spec, "fifo", **options).finish.tolist() == [10]
+    spread = simulate(jobs((0, 2, 10)), spec, "fifo", placement="spread", **options)
+    assert spread.finish.tolist() == [30]
 
 
 @pytest.fixture(scope="module")

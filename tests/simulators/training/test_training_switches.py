@@ -146,3 +146,18 @@ def test_synchronous_sends_hold_the_sender() -> None:
     pipelined = ParallelConfig(pp=4, global_batch=8)
     assert simulate(GPT, pipelined).step_time < simulate(
         GPT, ParallelConfig(pp=4, global_batch=8, p2p_overlap=False)).step_time
+
+
+def test_megatron_f_and_g_operators() -> None:
+    """Shoeybi et al.: f (before a column-parallel GEMM) all-reduces only backward, g (after a
+    row-parallel GEMM) only forward; the vocabulary-parallel embedding ends in a g, the output
+    layer starts with an f."""
+    fwd = layer(8)
+    backward = costs.backward_of(fwd)
+    reduced = [backward[i - 1].name for i, o in enumerate(backward) if o.kind == "allreduce"]
+    assert reduced == ["fc1-grad", "qkv-grad"]
+    assert [o.name for o in fwd if o.kind == "allreduce"] == ["proj-allreduce", "fc2-allreduce"]
+    embed, head = costs.embedding_forward(GPT, 1, 8), costs.head_forward(GPT, 1, 8)
+    assert [o.kind for o in costs.backward_of(embed)] == ["memory"]
+    assert [o.kind for o in costs.backward_of(head)] == ["memory", "matmul", "allreduce"]
+    assert costs.op_time(fwd[1], CLUSTER, 8, "bf16") == 0.0 and fwd[1].kind == "identity"

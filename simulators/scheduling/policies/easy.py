@@ -14,7 +14,7 @@ from contextlib import closing
 from .base import Policy
 
 
-class EASYBackfill(Policy):
+class EASY(Policy):
     """``lookahead``: how many waiting jobs behind the head are considered per pass."""
 
     name = "easy"
