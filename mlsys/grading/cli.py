@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("release", parents=[source],
                        help="student versions of the labs, for a class (instructors)")
     s.add_argument("names", nargs="*", metavar="NAME", help="labs to release (default: all)")
-    s.add_argument("--out", type=Path, default=Path("release"),
+    s.add_argument("--out", type=_out_folder, default=Path("release"),
                    help="folder for the student versions (default: release/)")
     s.add_argument("--force", action="store_true", help="overwrite notebooks already there")
     _secret(s)
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="grade a folder of submissions into a gradebook (instructors)")
     s.add_argument("submissions", type=Path,
                    help="folder of <student>.ipynb or <student>/.../<lab>.ipynb")
-    s.add_argument("--out", type=Path, default=Path("gradebook"),
+    s.add_argument("--out", type=_out_folder, default=Path("gradebook"),
                    help="gradebook folder (default: gradebook/)")
     s.add_argument("--jobs", type=cliargs.int_range(1, 256), default=min(2, os.cpu_count() or 1),
                    help="submissions graded at once (default: %(default)s)")
@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
                         "best available")
     _limits(s)
     return p
+
+
+def _out_folder(text: str) -> Path:
+    """A folder to write into: it may not exist yet, but it may not be a file."""
+    path = Path(text)
+    if not text or (path.exists() and not path.is_dir()):
+        raise argparse.ArgumentTypeError(f"expected a folder, got {text!r}")
+    return path
 
 
 def _secret(s: argparse.ArgumentParser) -> None:

@@ -126,7 +126,8 @@ def serve(channel: Channel) -> None:
 
 def main(argv: list[str]) -> int:
     fd, processes = int(argv[0]), int(argv[1])
-    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))  # counted in this userns
+    if processes > 0:  # counted in this user namespace (0: no namespace, so no limit here)
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     channel = Channel(socket.socket(fileno=fd))
     try:
         serve(channel)

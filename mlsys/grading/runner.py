@@ -178,7 +178,8 @@ def disqualifications(lab: Lab, analysis: Analysis) -> dict[str, list[str]]:
 
 def review_notes(analysis: Analysis) -> list[str]:
     """``review:`` notes for patching and dynamic lookups anywhere in the learner's cells."""
-    return [f"review: {use.where()} uses {use.what}" for use in analysis.patches()][:MAX_NOTES]
+    notes = [f"review: {use.where()} uses {use.what}" for use in analysis.patches()]
+    return list(dict.fromkeys(notes))[:MAX_NOTES]
 
 
 class Kernel:

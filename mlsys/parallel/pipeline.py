@@ -236,7 +236,9 @@ class Pipeline:
                 t1 = time.perf_counter()
                 if c < last:
                     messages.send(out.data, self._device(c + 1), _tag(slot))
-                nbytes = report.set_bytes[c] = saved_bytes(out, source)
+                if c not in report.set_bytes:  # equal micro-batches: equal sets, count once
+                    report.set_bytes[c] = saved_bytes(out, source)
+                nbytes = report.set_bytes[c]
                 saved[c, i] = (source, out, nbytes)
                 live += nbytes
                 report.peak_bytes = max(report.peak_bytes, live)

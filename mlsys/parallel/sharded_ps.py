@@ -73,11 +73,13 @@ class ServerReport:
 
 @dataclass
 class WorkerReport:
-    """One worker's iterations: when each ended (seconds from its start), its losses, and
-    parameter snapshots ``(seconds, iteration, flat parameters)``."""
+    """One worker's iterations: when each ended (seconds from its start), how long its compute
+    took (forward, backward and any injected delay), its losses, and parameter snapshots
+    ``(seconds, iteration, flat parameters)``."""
 
     worker: int
     ends: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     snapshots: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
 
@@ -147,11 +149,13 @@ def _work(group: ProcessGroup, worker: int, model: Module, batches: Batches, ser
             report.snapshots.append((time.perf_counter() - start, k, flat.copy()))
         for p in params:
             p.grad = None
+        began = time.perf_counter()
         loss = loss_fn(model(x), y)
         loss.backward()
         report.losses.append(float(loss.item()))
         if len(delays):
             time.sleep(delays[k % len(delays)])
+        report.compute.append(time.perf_counter() - began)
         grad = flatten([p.grad.data for p in params])
         for s, (a, b) in enumerate(slices):
             group.send(grad[a:b], s)

@@ -273,6 +273,23 @@ class ZeroDataParallel(Module):
                         for t in self.optimizer.state.get(id(s), {}).values() if t.shape == s.shape)
         return StateBytes(params, grads, optimizer)
 
+    def shard_state(self) -> dict:
+        """This rank's part of a checkpoint: its shards and its optimizer's state."""
+        return {"stage": self.stage, "shards": [np.array(f.shard.data, copy=True) for f in self.flats],
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_shard_state(self, state: dict) -> None:
+        """Resume from :meth:`shard_state` (every rank, with the same layers and group size)."""
+        if state["stage"] != self.stage or len(state["shards"]) != len(self.flats):
+            raise ValueError(f"ZeRO: a checkpoint of stage {state['stage']} with "
+                             f"{len(state['shards'])} shards does not fit stage {self.stage} with "
+                             f"{len(self.flats)}")
+        for flat, values in zip(self.flats, state["shards"]):
+            flat.shard.data = np.array(values, dtype=flat.dtype, copy=True)
+            if self.stage < 3:
+                flat.hold(flat.gathered())
+        self.optimizer.load_state_dict(state["optimizer"])
+
     @property
     def padding(self) -> int:
         """Elements added so that every flat buffer splits evenly over the group."""

@@ -99,19 +99,18 @@ class Recorder:
         """Chrome trace-event JSON: one process per group, one thread per resource."""
         pids: dict[str, int] = defaultdict(lambda: len(pids))
         tids: dict[str, int] = defaultdict(lambda: len(tids))
+        group_of: dict[str, str] = {}
         trace = []
         for e in self.events:
+            group_of.setdefault(e.resource, e.group)
             trace.append({"name": e.name, "cat": e.category or "event", "ph": "X",
                           "ts": e.start * time_unit, "dur": e.duration * time_unit,
                           "pid": pids[e.group], "tid": tids[e.resource], "args": e.args})
         meta = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": g or "simulation"}}
                 for g, pid in pids.items()]
-        meta += [{"name": "thread_name", "ph": "M", "pid": pids[self._group_of(r)], "tid": tid,
+        meta += [{"name": "thread_name", "ph": "M", "pid": pids[group_of[r]], "tid": tid,
                   "args": {"name": r}} for r, tid in tids.items()]
         return {"traceEvents": meta + trace, "displayTimeUnit": "ms"}
-
-    def _group_of(self, resource: str) -> str:
-        return next(e.group for e in self.events if e.resource == resource)
 
     def save_chrome_trace(self, path: str | Path) -> Path:
         """Write the Chrome trace to ``path`` (open it in Perfetto)."""

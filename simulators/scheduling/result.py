@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -118,3 +121,79 @@ class Result:
                            seg.end, category=job.model or "job", group=f"node{node}",
                            gpus=job.gpus, slowdown=seg.slowdown)
         return rec
+
+    def job_rows(self) -> list[dict[str, Any]]:
+        """One row per job: id, arrival, first start, end, GPUs, preemptions, JCT, work (seconds)."""
+        return [{"job": job.id, "arrival": float(a), "start": float(s), "end": float(f), "gpus": int(g),
+                 "preemptions": int(p), "jct": float(f - a), "work": job.work}
+                for job, a, s, f, g, p in zip(self.jobs, self.arrival, self.start, self.finish,
+                                              self.gpus, self.preemptions)]
+
+    def segment_rows(self) -> list[dict[str, Any]]:
+        """The segment log: who held which GPUs (``node:gpu`` pairs) when, and what it achieved."""
+        return [{"job": self.jobs[seg.job].id, "start": seg.start, "end": seg.end,
+                 "gpus": " ".join(f"{node}:{gpu}" for node, gpu in seg.gpus),
+                 "overhead": seg.overhead, "progress": seg.progress, "slowdown": seg.slowdown}
+                for seg in self.segments]
+
+    def save_jobs(self, path: str | Path) -> Path:
+        """Write :meth:`job_rows` as CSV, or JSON when ``path`` ends in ``.json``."""
+        return _save_rows(path, self.job_rows())
+
+    def save_segments(self, path: str | Path) -> Path:
+        """Write :meth:`segment_rows` as CSV, or JSON when ``path`` ends in ``.json``."""
+        return _save_rows(path, self.segment_rows())
+
+    def chrome_trace(self, max_counter_points: int = 5000) -> dict[str, Any]:
+        """The run as Chrome-trace JSON (Perfetto): a span per job per GPU, counters of waiting
+        jobs and busy GPUs, and markers at each arrival and preemption.
+
+        Counters are the state after every event; a long run's counters are downsampled to at
+        most ``max_counter_points`` times (the state at evenly spaced instants), so an 80,000-job
+        replay stays a file a browser opens.
+        """
+        trace = self.to_recorder().to_chrome_trace()
+        events = trace["traceEvents"]
+        pid = 1 + max((e["pid"] for e in events), default=-1)
+        events.append({"name": "process_name", "ph": "M", "pid": pid, "args": {"name": "scheduler"}})
+        for tid, name in enumerate(("arrivals", "preemptions")):
+            events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
+                           "args": {"name": name}})
+        us = 1e6
+        for job, t in zip(self.jobs, self.arrival):
+            events.append({"name": f"arrive {job.id}", "ph": "i", "s": "t", "ts": t * us,
+                           "pid": pid, "tid": 0, "args": {"gpus": job.gpus}})
+        for seg in self.segments:
+            if seg.end < self.finish[seg.job]:
+                events.append({"name": f"preempt {self.jobs[seg.job].id}", "ph": "i", "s": "t",
+                               "ts": seg.end * us, "pid": pid, "tid": 1})
+        times, busy, queued = (self.samples[k] for k in ("time", "busy", "queued"))
+        if len(times) > max_counter_points:
+            grid = np.linspace(times[0], times[-1], max_counter_points)
+            at = np.searchsorted(times, grid, side="right") - 1
+            times, busy, queued = grid, busy[at], queued[at]
+        for t, b, q in zip(times.tolist(), busy.tolist(), queued.tolist()):
+            events.append({"name": "busy GPUs", "ph": "C", "ts": t * us, "pid": pid,
+                           "args": {"busy": b}})
+            events.append({"name": "waiting jobs", "ph": "C", "ts": t * us, "pid": pid,
+                           "args": {"waiting": q}})
+        return trace
+
+    def save_chrome_trace(self, path: str | Path, max_counter_points: int = 5000) -> Path:
+        """Write :meth:`chrome_trace` to ``path`` (open it in Perfetto or chrome://tracing)."""
+        path = Path(path)
+        with open(path, "w") as handle:
+            json.dump(self.chrome_trace(max_counter_points), handle, separators=(",", ":"))
+        return path
+
+
+def _save_rows(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    path = Path(path)
+    with open(path, "w", newline="") as handle:
+        if path.suffix == ".json":
+            json.dump(rows, handle, indent=1)
+        else:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
+            writer.writeheader()
+            writer.writerows(rows)
+    return path

@@ -22,9 +22,8 @@ import simpy
 from .cluster import Cluster, ClusterSpec
 from .job import Job, Trace
 from .placement import Placement, get_placement
-from .result import Result, Segment
-
 from .policies.base import Policy
+from .result import Result, Segment
 
 
 class JobState:
@@ -66,8 +65,9 @@ class Simulation:
 
     ``spread_slowdown``: a job spread over more nodes than it needs (an 8-GPU job on two 4-GPU
     nodes needs two) runs this many times slower (a job's own ``spread_slowdown`` overrides it);
-    ``switch_slowdown`` multiplies in when it spans more switches than it needs. ``restart_cost``: seconds a preempted job spends restoring its checkpoint
-    (holding its GPUs without progress) when it resumes.
+    ``switch_slowdown`` multiplies in when it spans more switches than it needs.
+    ``restart_cost``: seconds a preempted job spends restoring its checkpoint (holding its GPUs
+    without progress) when it resumes.
     """
 
     def __init__(self, trace: Trace | list[Job], spec: ClusterSpec, policy: Policy, *,

@@ -1,10 +1,13 @@
-"""A parameter server with BSP, ASP and SSP workers, stragglers and a shared server link.
+"""A parameter server with BSP, ASP and SSP workers, stragglers and shared server links.
 
 Each worker pulls the parameters, computes a gradient, pushes it; pulls and pushes share the
-server's one network link (so they queue). Consistency is one rule, stale synchronous parallel
-(Ho et al., NIPS 2013): a worker may start iteration ``k`` only once every worker has finished
-iteration ``k - staleness - 1``. BSP is staleness 0, ASP unbounded staleness. The staleness of an
-iteration is how many iterations the slowest worker lags behind it when it starts.
+server's one network link (so they queue). With ``servers`` servers each owns a slice of the
+parameters and a link of its own: a pull or push moves ``1/servers`` of the model over every
+server's link at once (the layout of :mod:`mlsys.parallel.sharded_ps`, which this predicts).
+Consistency is one rule, stale synchronous parallel (Ho et al., NIPS 2013): a worker may start
+iteration ``k`` only once every worker has finished iteration ``k - staleness - 1``. BSP is
+staleness 0, ASP unbounded staleness. The staleness of an iteration is how many iterations the
+slowest worker lags behind it when it starts.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ class ParameterServerConfig:
     """Workers, consistency, per-iteration compute time and the server link.
 
     ``stragglers`` workers run ``slowdown`` times slower; every compute time is also multiplied by
-    lognormal noise with coefficient of variation ``jitter``.
+    lognormal noise with coefficient of variation ``jitter``. ``iteration_times`` (one sequence
+    per worker, cycled: measured, or from a trace) replaces all three. With ``iterations`` every
+    worker runs that many iterations and the run lasts until the last one ends; otherwise the
+    workers run for ``duration`` seconds.
     """
 
     workers: int = 4
@@ -40,6 +46,9 @@ class ParameterServerConfig:
     bandwidth: float = 12.5e9
     latency: float = 5e-6
     seed: int = 0
+    servers: int = 1
+    iteration_times: tuple[tuple[float, ...], ...] = ()
+    iterations: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,6 +62,16 @@ class ParameterServerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.jitter < 0 or self.latency < 0 or self.staleness < 0:
             raise ValueError("jitter, latency and staleness must be >= 0")
+        if not isinstance(self.servers, int) or self.servers < 1:
+            raise ValueError(f"servers must be a positive integer, got {self.servers!r}")
+        if self.iteration_times and (len(self.iteration_times) != self.workers or not all(
+                len(t) and min(t) >= 0 for t in self.iteration_times)):
+            raise ValueError(f"iteration_times must give a non-empty sequence of non-negative "
+                             f"seconds for each of the {self.workers} workers")
+        if self.iterations is not None and (not isinstance(self.iterations, int)
+                                            or self.iterations < 1):
+            raise ValueError(f"iterations must be None or a positive integer, got "
+                             f"{self.iterations!r}")
 
     @property
     def bound(self) -> float:
@@ -78,33 +97,44 @@ class ParameterServerResult:
 
 
 def simulate_parameter_server(config: ParameterServerConfig | None = None) -> ParameterServerResult:
-    """Run every worker for ``config.duration`` simulated seconds; deterministic for ``config.seed``.
+    """Run every worker for ``config.duration`` simulated seconds (or ``config.iterations``
+    iterations); deterministic for ``config.seed``.
 
     Only updates that reach the server within the duration count.
     """
     cfg = config or ParameterServerConfig()
     sigma = math.sqrt(math.log1p(cfg.jitter ** 2))
     env = simpy.Environment()
-    link = simpy.Resource(env, capacity=1)
+    links = [simpy.Resource(env, capacity=1) for _ in range(cfg.servers)]
     recorder = Recorder()
     clock = [0] * cfg.workers  # iterations each worker has finished
     progress = [env.event()]
     staleness: list[int] = []
     waited = [0.0]
-    transfer = cfg.latency + cfg.model_bytes / cfg.bandwidth
+    transfer = cfg.latency + cfg.model_bytes / cfg.servers / cfg.bandwidth
 
-    def use_link(w: int, what: str):
-        with link.request() as turn:
+    def use_link(w: int, s: int, what: str):
+        with links[s].request() as turn:
             yield turn
             t0 = env.now
             yield env.timeout(transfer)
-            recorder.record(what, "server link", t0, env.now, category=what, group="server", worker=w)
+            name = "server link" if cfg.servers == 1 else f"server {s} link"
+            recorder.record(what, name, t0, env.now, category=what, group="server", worker=w)
+
+    def use_links(w: int, what: str):  # every server's slice at once; done when all are
+        yield env.all_of([env.process(use_link(w, s, what)) for s in range(cfg.servers)])
+
+    def compute_time(w: int, k: int, rng: np.random.Generator) -> float:
+        if cfg.iteration_times:
+            times = cfg.iteration_times[w]
+            return times[k % len(times)]
+        slow = cfg.slowdown if w < cfg.stragglers else 1.0
+        return cfg.compute_time * slow * rng.lognormal(-sigma ** 2 / 2, sigma)
 
     def worker(w: int):
-        slow = cfg.slowdown if w < cfg.stragglers else 1.0
         rng = np.random.default_rng([cfg.seed, w])
         k = 0
-        while True:
+        while cfg.iterations is None or k < cfg.iterations:
             t0 = env.now
             while k - min(clock) > cfg.bound:
                 yield progress[0]
@@ -112,17 +142,19 @@ def simulate_parameter_server(config: ParameterServerConfig | None = None) -> Pa
                 recorder.record("wait", f"worker {w}", t0, env.now, category="wait", group="workers")
                 waited[0] += env.now - t0
             staleness.append(k - min(clock))
-            yield from use_link(w, "pull")
+            yield from use_links(w, "pull")
             t0 = env.now
-            yield env.timeout(cfg.compute_time * slow * rng.lognormal(-sigma ** 2 / 2, sigma))
+            yield env.timeout(compute_time(w, k, rng))
             recorder.record(f"iter {k}", f"worker {w}", t0, env.now, category="compute", group="workers")
-            yield from use_link(w, "push")
+            yield from use_links(w, "push")
             clock[w] += 1
             progress[0].succeed()
             progress[0] = env.event()
             k += 1
 
-    for w in range(cfg.workers):
-        env.process(worker(w))
-    env.run(until=cfg.duration)
-    return ParameterServerResult(cfg.duration, sum(clock), staleness, waited[0], recorder)
+    workers = [env.process(worker(w)) for w in range(cfg.workers)]
+    if cfg.iterations is None:
+        env.run(until=cfg.duration)
+    else:
+        env.run(until=env.all_of(workers))
+    return ParameterServerResult(env.now, sum(clock), staleness, waited[0], recorder)

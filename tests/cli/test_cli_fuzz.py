@@ -40,7 +40,8 @@ FUZZ: dict[str, tuple[list[str], dict[str, list[str]]]] = {
                              "--batch": COUNT, "--steps": COUNT,
                              "--bucket-mb": FLOAT_POSITIVE, "--mpi-worker": []}),
     "bench sim": ([], {"--only": ["bogus", ""]}),
-    "bench grading": ([], {"--lab": ["nosuchlab"], "--n": COUNT, "--jobs": COUNT}),
+    "bench grading": ([], {"--lab": ["nosuchlab"], "--n": COUNT, "--jobs": COUNT,
+                           "--sandbox": ["bogus"]}),
     "run": (["--nprocs", "2", "{script}"], {"--nprocs": COUNT + ["300"], "--backend": ["tcp"],
                                             "--timeout": FLOAT_POSITIVE}),
     "comm calibrate": (["--plot", "{tmp}/plot.png"], {
@@ -71,6 +72,8 @@ FUZZ: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     "bench loader": ([], {"--workers": ["", "abc", "1,,2", "-1"], "--upsample": COUNT,
                           "--hidden": COUNT, "--batches": COUNT, "--prefetch-factor": COUNT,
                           "--rounds": COUNT}),
+    "bench parallel": ([], {"--processes": ["", "1", "5", "2,,4", "2,x", "2,2"],
+                            "--batch": COUNT + ["4", "12", "2048"], "--rounds": COUNT + ["1"]}),
 }
 NOT_FUZZED = {"lab": "mlsys lab validates its own options (tests/grading/test_lab_cli.py)"}
 

@@ -83,4 +83,7 @@ LIBRARY = {
                  "best": "from simulators.scaling import Workload, optimal_workers\n\n"
                          "def best_workers(serial, parallel, comm):\n"
                          "    return optimal_workers(Workload(serial, parallel, comm))"}, 6),
+    "kmeans": ({"statistics": "from mlsys.classic.kmeans import KMeansPartition\n\n"
+                              "def local_statistics(x, centroids):\n"
+                              "    return KMeansPartition(x, centroids).statistics(0)"}, 2),
 }

@@ -157,3 +157,41 @@ def test_check_is_off_inside_the_graders_kernel(monkeypatch, capsys) -> None:
     monkeypatch.setenv(interactive.GRADING_ENV, "1")
     assert interactive.checker("no-such-lab")() is False
     assert "off while the grader" in capsys.readouterr().out
+
+
+BAD = [  # (command line, what the one-line error names)
+    (["list", "--source", "{tmp}/missing"], "does not exist"),
+    (["get", "nope", "{tmp}"], "unknown lab"),
+    (["check", "{tmp}/missing.ipynb"], "not a readable notebook"),
+    (["check", "{nb}", "--sandbox", "bogus"], "--sandbox"),
+    (["check", "{nb}", "--cell-timeout", "0"], "--cell-timeout"),
+    (["check", "{nb}", "--timeout", "nan"], "--timeout"),
+    (["check", "{nb}", "--memory", "10"], "--memory"),
+    (["check", "{nb}", "--lab", "nope"], "unknown lab"),
+    (["release", "--out", "{file}"], "expected a folder"),
+    (["grade", "{tmp}", "--out", "{file}"], "expected a folder"),
+    (["release", "--secret", "", "--no-verify", "--out", "{tmp}/r"], "secret"),
+    (["release", "--sandbox", "bogus"], "--sandbox"),
+    (["grade", "{tmp}", "--jobs", "0"], "--jobs"),
+    (["grade", "{tmp}", "--timeout", "inf"], "--timeout"),
+    (["grade", "{tmp}", "--secret", ""], "secret"),
+    (["grade", "{tmp}", "--lab", "nope"], "unknown lab"),
+    (["grade", "{tmp}/missing"], "does not exist"),
+    (["grade", "{tmp}", "--sandbox", "bogus"], "--sandbox"),
+]
+
+
+@pytest.mark.parametrize("argv, names", BAD)
+def test_bad_input_is_one_line_and_exit_code_2(argv, names: str, tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": [],
+                              "metadata": {"mlsys": {"lab": "autodiff"}}}))
+    args = [a.format(tmp=tmp_path, file=tmp_path / "file", nb=nb) for a in argv]
+    try:
+        code = main(["lab", *args])
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and names in err, err
+    assert "Traceback" not in err

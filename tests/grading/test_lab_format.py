@@ -150,3 +150,9 @@ def test_unknown_labs_and_bad_folders_get_clear_errors(tmp_path) -> None:
     broken.write_text("{not json")
     with pytest.raises(notebook.LabFormatError, match="not a readable notebook"):
         notebook.read(broken)
+
+
+@pytest.mark.parametrize("name", list(labs.available()))
+def test_cell_ids_are_unique(name: str) -> None:
+    ids = [c.get("id") for c in labs.get(name).source.cells]
+    assert None not in ids and len(set(ids)) == len(ids)

@@ -186,3 +186,15 @@ def test_a_missing_tool_is_a_clear_error(monkeypatch) -> None:
             sandbox.choose("auto")
     finally:
         sandbox.unavailable.cache_clear()
+
+
+def test_without_a_sandbox_the_limits_still_apply_and_processes_may_fork() -> None:
+    session = Session("none", Confinement(memory_mb=1024, cpu_seconds=60))
+    try:
+        session.start(60)
+        assert session.run("hog = bytearray(2 * 2**30)", 30) == "MemoryError"
+        session.run("import os\ndef child():\n    pid = os.fork()\n    if pid == 0:\n"
+                    "        os._exit(7)\n    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])", 10)
+        assert session.call("child", [], {}, 10) == 7  # a learner's own multiprocessing works
+    finally:
+        assert session.stop() == []

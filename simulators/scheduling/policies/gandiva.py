@@ -26,15 +26,18 @@ class Gandiva(Policy):
         self.quantum = positive_seconds("quantum", quantum)
 
     def _round_start(self, now: float) -> float:
-        return math.floor(now * (1 + EPS) / self.quantum + EPS) * self.quantum
+        q = self.quantum
+        return math.floor(now * (1 + EPS) / q + EPS) * q
 
     def slices(self, state, now) -> int:
         """Whole quanta ``state`` had run when the round containing ``now`` began (a waiting
         job: by ``now``)."""
-        executed = state.executed
+        q, executed = self.quantum, state.executed
         if state.running:
-            executed += max(0.0, self._round_start(now) - state.started)
-        return math.floor(executed * (1 + EPS) / self.quantum + EPS)
+            begun = math.floor(now * (1 + EPS) / q + EPS) * q - state.started
+            if begun > 0:
+                executed += begun
+        return math.floor(executed * (1 + EPS) / q + EPS)
 
     def key(self, state, now):
         return (self.slices(state, now), state.job.arrival, state.index)

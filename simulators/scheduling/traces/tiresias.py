@@ -2,11 +2,14 @@
 
 Jobs: ``job_id,num_gpu,submit_time,iterations,model_name,duration,interval`` (seconds).
 Clusters: ``num_switch,num_node_p_switch,num_gpu_p_node,num_cpu_p_node,mem_p_node``.
+Service samples (``yarn-gput*.csv``, for the Gittins index): one column ``duration`` (GPU-seconds).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from ...data import file_stem
 from ..cluster import ClusterSpec
@@ -42,3 +45,20 @@ def read_tiresias_cluster(path: str | Path) -> ClusterSpec:
                              for c in ("num_switch", "num_node_p_switch", "num_gpu_p_node")))
     except TraceError as error:
         raise TraceError(f"{path}, line {line}: {error}") from None
+
+
+def read_service_samples(path: str | Path) -> np.ndarray:
+    """A one-column CSV of job service times (``duration``, GPU-seconds) as an array."""
+    path, rows = open_csv(path, ("duration",))
+    values = []
+    for line, row in rows:
+        try:
+            values.append(number(row, "duration", minimum=None))
+        except TraceError as error:
+            raise TraceError(f"{path}, line {line}: {error}") from None
+        if not values[-1] > 0:
+            raise TraceError(f"{path}, line {line}: column 'duration': expected a service time "
+                             f"> 0 GPU-seconds, got {row['duration']!r}")
+    if not values:
+        raise TraceError(f"{path}: no service samples")
+    return np.array(values)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
 from sched_tiny import jobs
 
-from simulators.scheduling import Cluster, ClusterSpec, jain_index, simulate, summarize
+from simulators.data import data_path
+from simulators.scheduling import (
+    Cluster,
+    ClusterSpec,
+    jain_index,
+    make_policy,
+    read_trace,
+    simulate,
+    summarize,
+    synthetic_trace,
+)
 from simulators.scheduling.bench import scenarios
 from simulators.scheduling.cli import main
 from simulators.scheduling.metrics import contention, finish_time_fairness
@@ -66,11 +77,73 @@ def test_chrome_trace_has_one_span_per_job_per_gpu(tmp_path):
 
 def test_cli_runs_a_trace_and_reports_bad_input(tmp_path, capsys):
     assert main(["--jobs", "200", "--policy", "fifo,las", "--gpus", "32", "--json",
-                 "--chrome-trace", str(tmp_path / "las.json")]) == 0
+                 "--chrome-trace", str(tmp_path / "run.json")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [r["policy"] for r in out["rows"]] == ["fifo", "las"] and (tmp_path / "las.json").exists()
-    assert main(["--policy", "lifo"]) == 2
-    assert "unknown policy 'lifo'" in capsys.readouterr().err
+    assert [r["policy"] for r in out["rows"]] == ["fifo", "las"]
+    assert (tmp_path / "run-fifo.json").exists() and (tmp_path / "run-las.json").exists()
+    with pytest.raises(SystemExit) as exit_code:
+        main(["--policy", "lifo"])
+    assert exit_code.value.code == 2 and "unknown policy 'lifo'" in capsys.readouterr().err
+
+
+def test_cli_passes_the_policy_knobs_and_writes_per_job_results(tmp_path, capsys):
+    jobs_out, segments_out = tmp_path / "jobs.csv", tmp_path / "segments.json"
+    assert main(["--trace", "tiresias/60_job.csv", "--gpus", "8", "--gpus-per-node", "4",
+                 "--policy", "las", "--las-thresholds", "300,1200", "--promote-knob", "2",
+                 "--restart-cost", "0", "--spread-slowdown", "1", "--jobs-out", str(jobs_out),
+                 "--segments-out", str(segments_out), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    direct = simulate(read_trace(data_path("traces/tiresias/60_job.csv")), ClusterSpec(1, 2, 4),
+                      make_policy("las", thresholds=(300, 1200), promote_knob=2), restart_cost=0.0,
+                      spread_slowdown=1.0)
+    assert row["avg_jct"] == pytest.approx(direct.jct.mean())
+    with open(jobs_out) as handle:
+        jobs_rows = list(csv.DictReader(handle))
+    assert list(jobs_rows[0]) == ["job", "arrival", "start", "end", "gpus", "preemptions", "jct", "work"]
+    assert [float(r["end"]) for r in jobs_rows] == direct.finish.tolist()
+    assert sum(int(r["preemptions"]) for r in jobs_rows) == direct.preemptions.sum() > 0
+    segments = json.loads(segments_out.read_text())
+    assert len(segments) == len(direct.segments) and segments[0]["gpus"].count(":") >= 1
+    strict = ["--trace", "tiresias/60_job.csv", "--gpus", "8", "--gpus-per-node", "4", "--json",
+              "--restart-cost", "0", "--spread-slowdown", "1"]
+    assert main([*strict, "--policy", "fifo", "--strict-fifo"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["avg_jct"] == pytest.approx(1556.5, abs=0.05)
+    assert main([*strict, "--policy", "gittins", "--gittins-samples", "tiresias/yarn-gput1000.csv",
+                 "--gittins-delta", "3250", "--gittins-bins", "32"]) == 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--policy", "fifo", "--las-thresholds", "10,20"], "--las-thresholds: only for the las and gittins"),
+    (["--policy", "las", "--las-thresholds", "20,10"], "thresholds must be finite, positive and increasing"),
+    (["--policy", "las", "--las-thresholds", "0,10"], "expected a finite number > 0"),
+    (["--policy", "las", "--promote-knob", "nan"], "--promote-knob: expected a finite number > 0"),
+    (["--policy", "srtf", "--strict-fifo"], "--strict-fifo: only for the fifo policy"),
+    (["--policy", "gittins", "--gittins-bins", "1"], "--gittins-bins: expected an integer in"),
+    (["--policy", "gittins", "--gittins-samples", "no/such.csv"], "neither a file nor a shipped"),
+    (["--policy", "las", "--jobs-out", "no/such/folder/x.csv"], "does not exist"),
+])
+def test_cli_knobs_are_checked_before_any_work(argv, message, capsys):
+    try:
+        code = main(["--jobs", "20", *argv])
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_chrome_trace_has_counters_markers_and_a_bounded_size():
+    trace = synthetic_trace(2000, jobs_per_hour=60, max_gpus=32, seed=5)
+    result = simulate(trace, ClusterSpec(1, 4, 8), "las")
+    events = result.chrome_trace(max_counter_points=100)["traceEvents"]
+    phases = {}
+    for e in events:
+        phases.setdefault(e["ph"], []).append(e)
+    assert len(phases["X"]) == sum(len(s.gpus) + len(s.gpus) * (s.overhead > 0) for s in result.segments)
+    assert {e["name"] for e in phases["C"]} == {"busy GPUs", "waiting jobs"}
+    assert len(phases["C"]) == 2 * 100 < 2 * result.events
+    markers = [e["name"].split()[0] for e in phases["i"]]
+    assert markers.count("arrive") == 2000 and markers.count("preempt") == result.preemptions.sum() > 0
+    busy = [e["args"]["busy"] for e in phases["C"] if e["name"] == "busy GPUs"]
+    assert max(busy) <= 32 and min(busy) >= 0
 
 
 def test_bench_rows_match_the_simulator_benchmark_format():
