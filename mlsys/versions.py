@@ -3,13 +3,15 @@
 Every write into a tensor's memory counts a new version, as PyTorch's version counter does: the
 in-place Tensor methods (``add_``, ``zero_``, ``x[i] = v``...) and writes through ``Tensor.data``,
 which hands out the tensor's numpy array as a :class:`TrackedArray` — numpy in every way, except
-that item assignment, in-place operators and ``fill``/``sort``/``put`` count a version. Tensors
+that item assignment, in-place operators, ufuncs writing into it (``out=``) and
+``fill``/``sort``/``put`` count a version. (Being a view, it is not its own memory's owner:
+``t.data.base`` is the array that is.) Tensors
 sharing memory (views made by ``reshape``, slicing, ``detach``...) share one counter. A node of
 the tape records the versions of its inputs and output; backward compares them and refuses to
 use a value that changed since (instead of silently computing a wrong gradient).
 
-A write through a plain array taken with ``np.asarray(t.data)``, or by a compiled kernel, is
-not seen: those bypass the counter, as writes through ``torch.Tensor.data`` do in PyTorch.
+A write through a plain array taken with ``np.asarray(t.data)``, by ``np.copyto``, or by a compiled
+kernel, is not seen: those bypass the counter, as writes through ``torch.Tensor.data`` do in PyTorch.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class TrackedArray(np.ndarray):
             self._counter = getattr(obj, "_counter", None)
 
     def __array_wrap__(self, array: np.ndarray, context: Any = None, return_scalar: bool = False):
-        if array is self:  # an in-place ufunc writing into this array
+        if array is self:  # a ufunc wrote into this array (out=)
+            bump(self._counter)
             return self
         if type(array) is not np.ndarray:
             array = array.view(np.ndarray)

@@ -307,6 +307,11 @@ def test_write_through_a_view_or_a_detached_tensor_is_caught():
     x.reshape(3, 1).data[0, 0] = 7.0
     with pytest.raises(RuntimeError, match="modified in place"):
         y.backward()
+    z = mlsys.tensor([1.0, 2.0], requires_grad=True).exp()
+    w = (z * z).sum()
+    np.multiply(z.data, 2, out=z.data)  # a ufunc writing into the data counts too
+    with pytest.raises(RuntimeError, match="modified in place"):
+        w.backward()
 
 
 def test_reading_data_or_editing_after_backward_is_fine():

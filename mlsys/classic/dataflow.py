@@ -99,7 +99,8 @@ def run_dask(algorithm: Algorithm, parts: Sequence[dict], client: Any,
                                       pure=False) for j in range(n)]
                 arrays = client.gather(sums)
                 total = np.concatenate(arrays)
-                # every block but a partition's own crosses to another worker, then the sums come in
+                # every block but a partition's own goes to another partition's worker, then the
+                # sums come in (counted as if every partition had a worker of its own)
                 moved += total.nbytes * (n - 1) + total.nbytes
             t1 = time.time()
             decision = coordinator.decide(total, step)

@@ -21,12 +21,11 @@ import numpy as np
 
 from .algorithm import Algorithm
 
-KINDS = ("compute", "comm", "wait", "update", "overhead")
-
 
 @dataclass(frozen=True)
 class Span:
-    """``worker`` did ``kind`` of work for superstep ``step`` from ``start`` to ``end`` (s)."""
+    """``worker`` did ``kind`` of work for superstep ``step`` (-1: not known, as in Dask's task
+    stream) from ``start`` to ``end`` seconds."""
 
     worker: str
     kind: str

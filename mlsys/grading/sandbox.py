@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import json
 import os
 import resource
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("bwrap", "unshare", "none")
+PACKAGES = ("mlsys", "simulators")  # what lab notebooks import, besides installed packages
 WORKDIR = "/home/learner"  # the kernel's private working directory inside bwrap and unshare
 SANDBOX_UID = 65534  # "nobody" inside the user namespace
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
@@ -71,18 +73,26 @@ class Confinement:
                 raise ValueError(f"{name} must be positive, got {value!r}")
 
 
+def package_folders() -> list[Path]:
+    """Where the ``mlsys`` and ``simulators`` packages live (found, not imported: labs import
+    ``simulators``, so kernels need its folder, but ``mlsys`` never depends on it)."""
+    folders = []
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            folders.append(Path(list(spec.submodule_search_locations)[0]).resolve())
+    return folders
+
+
 def visible_paths() -> list[str]:
     """Absolute paths a kernel needs (read-only): system libraries, a few files of /etc, the
     interpreter, the installed packages and the folders holding ``mlsys`` and ``simulators``."""
-    import mlsys
-    import simulators
-
     paths = [p for p in _SYSTEM if os.path.lexists(p)]
     paths += [f"/etc/{name}" for name in _ETC if os.path.lexists(f"/etc/{name}")]
     python = [sys.base_prefix, sys.prefix, *site.getsitepackages()]
     if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
         python.append(site.getusersitepackages())
-    python += [str(Path(m.__file__).resolve().parent) for m in (mlsys, simulators)]
+    python += [str(folder) for folder in package_folders()]
     python.append(str(Path(sys.executable).parent))
     for path in python:
         path = os.path.realpath(path)

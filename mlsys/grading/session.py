@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .channel import Channel, ChannelClosed, ChannelTimeout, MessageTooLarge
-from .sandbox import Confinement, Sandbox
+from .sandbox import Confinement, Sandbox, package_folders
 from .wire import Codec, WireError, dumps, loads
 
 KERNEL_ENV = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -42,10 +42,7 @@ class Session:
     def __init__(self, kind: str, confinement: Confinement, *, env: Mapping[str, str] = (),
                  hide: Sequence[Path | str] = (), files: Mapping[str, bytes] = (),
                  types: Iterable[str] = ()) -> None:
-        import mlsys
-        import simulators
-
-        roots = dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (mlsys, simulators))
+        roots = dict.fromkeys(str(folder.parent) for folder in package_folders())
         environment = {**KERNEL_ENV, **dict(env), "PYTHONPATH": os.pathsep.join(roots)}
         self.sandbox = Sandbox(kind, confinement, hide=hide, env=environment)
         self.confinement, self.files, self.types = confinement, dict(files), list(types)

@@ -23,8 +23,10 @@ from simulators.data import data_path, open_text
 
 @pytest.fixture(scope="module")
 def seeds() -> np.ndarray:
-    raw = np.loadtxt(open_text(data_path("datasets/uci_seeds/seeds.csv")), delimiter=",",
-                     skiprows=1)
+    path = data_path("datasets/uci_seeds/seeds.csv")
+    note = (path.parent / "SOURCE.md").read_text()
+    assert "Origin" in note and "CC BY 4.0" in note
+    raw = np.loadtxt(open_text(path), delimiter=",", skiprows=1)
     assert raw.shape == (210, 8) and np.bincount(raw[:, 7].astype(int)).tolist() == [0, 70, 70, 70]
     x = raw[:, :7]
     return (x - x.mean(0)) / x.std(0)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +63,7 @@ class Application:
     validation: dict[int, Validation]
     placements: dict[tuple[int, ...], np.ndarray]  # placement -> rows (local_bsz, step, sync)
     _interpolate: LinearNDInterpolator = field(repr=False)
+    _measured: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, name: str) -> Application:
@@ -136,22 +136,35 @@ class Application:
         """Steps at ``batch_size`` taken by the end of ``epoch`` (0-based), as validated."""
         return self._between("iteration", batch_size, epoch)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 (one Application per model, kept for the run)
-    def step_time(self, placement: tuple[int, ...], local_bsz: int) -> tuple[float, float]:
-        """Measured ``(step time, sync time)`` in seconds of one step with ``local_bsz`` examples
-        per GPU on ``placement`` (replicas per node)."""
+    def step_times(self, placement: tuple[int, ...], local_bsz: np.ndarray) -> np.ndarray:
+        """Measured ``(step time, sync time)`` rows, in seconds, of one step with each of
+        ``local_bsz`` examples per GPU on ``placement`` (replicas per node): a measured placement
+        interpolated in batch size, else interpolated between measured (nodes, replicas, batch)."""
         placement = tuple(sorted(r for r in placement if r))  # node order does not matter
+        local_bsz = np.asarray(local_bsz, dtype=float)
         measured = self.placements.get(placement)
-        if measured is not None and measured[0, 0] <= local_bsz <= measured[-1, 0]:
-            return (float(np.interp(local_bsz, measured[:, 0], measured[:, 1])),
-                    float(np.interp(local_bsz, measured[:, 0], measured[:, 2])))
-        nodes = min(len(placement), 16)
-        step, sync = self._interpolate([nodes, sum(placement), local_bsz])[0]
-        if not math.isfinite(step):
+        out = np.empty((len(local_bsz), 2))
+        inside = np.zeros(len(local_bsz), dtype=bool)
+        if measured is not None:
+            inside = (measured[0, 0] <= local_bsz) & (local_bsz <= measured[-1, 0])
+            for k in (0, 1):
+                out[inside, k] = np.interp(local_bsz[inside], measured[:, 0], measured[:, k + 1])
+        if not inside.all():
+            points = np.column_stack([np.full((~inside).sum(), min(len(placement), 16)),
+                                      np.full((~inside).sum(), sum(placement)), local_bsz[~inside]])
+            out[~inside] = self._interpolate(points)
+        if not np.isfinite(out).all():
             raise ValueError(f"{self.name}: no measurement near placement {placement} with "
-                             f"{local_bsz} examples per GPU")
-        return float(step), float(sync)
+                             f"{local_bsz[~np.isfinite(out).all(axis=1)].tolist()} examples per GPU")
+        return out
 
+    def step_time(self, placement: tuple[int, ...], local_bsz: float) -> tuple[float, float]:
+        """``(step time, sync time)`` of one step; see :meth:`step_times` (remembered)."""
+        key = (tuple(sorted(r for r in placement if r)), local_bsz)
+        if key not in self._measured:
+            step, sync = self.step_times(placement, np.array([local_bsz]))[0]
+            self._measured[key] = float(step), float(sync)
+        return self._measured[key]
 
 def _mean_by_batch(rows: list[tuple[float, float, float]]) -> np.ndarray:
     """``(local_bsz, step, sync)`` rows averaged per batch size (node orders of one placement)."""
@@ -162,7 +175,7 @@ def _mean_by_batch(rows: list[tuple[float, float, float]]) -> np.ndarray:
     return np.column_stack([sizes, mean / np.bincount(inverse)[:, None]])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_application(name: str) -> Application:
     """The :class:`Application` of ``name``, read once per process."""
     return Application.load(name)

@@ -46,27 +46,48 @@ def split_batch(app: Application, batch_size: int, replicas: int) -> tuple[int, 
     return min(atomic, int(app.max_batch_size / (replicas * (accum + 1)))), accum
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def candidates(app: Application, placement: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """``(batch sizes, step times)`` of the configurations the agent may pick on ``placement``."""
     replicas = sum(placement)
     low = max(app.init_batch_size, app.min_local_bsz * replicas)
     if low > app.max_batch_size:
         return np.zeros(0), np.zeros(0)
-    sizes, times = [], []
-    for batch in np.geomspace(low, app.max_batch_size, CANDIDATES):
-        local = batch / replicas
-        accum = math.ceil(local / app.max_local_bsz - 1e-8) - 1
-        if replicas == 1 and local > app.init_batch_size + 1e-8:
-            accum = max(accum, 1)
-        atomic = min(math.ceil(local / (accum + 1) - 1e-8),
-                     int(app.max_batch_size / (replicas * (accum + 1))))
-        if not app.min_local_bsz <= atomic <= app.max_local_bsz:
-            continue
-        step, sync = app.step_time(placement, atomic)
-        sizes.append(replicas * atomic * (accum + 1))
-        times.append(step + accum * (step - sync))
-    return np.array(sizes, dtype=float), np.array(times)
+    batch = np.geomspace(low, app.max_batch_size, CANDIDATES)
+    local = batch / replicas
+    accum = np.ceil(local / app.max_local_bsz - 1e-8) - 1
+    if replicas == 1:
+        accum = np.where(local > app.init_batch_size + 1e-8, np.maximum(accum, 1), accum)
+    atomic = np.minimum(np.ceil(local / (accum + 1) - 1e-8),
+                        np.floor(app.max_batch_size / (replicas * (accum + 1))))
+    ok = (app.min_local_bsz <= atomic) & (atomic <= app.max_local_bsz)
+    atomic, accum = atomic[ok], accum[ok]
+    if not len(atomic):
+        return np.zeros(0), np.zeros(0)
+    step, sync = app.step_times(placement, atomic).T
+    return replicas * atomic * (accum + 1), step + accum * (step - sync)
+
+
+MOST_GPUS = 64  # the artifact's cluster, and its cap on one job
+
+
+@functools.cache
+def _packed_table(app: Application) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate batch sizes and step times for 1..64 packed GPUs, one row each (entries past a
+    row's candidates: infinite step time)."""
+    sizes = np.ones((MOST_GPUS, CANDIDATES))
+    times = np.full((MOST_GPUS, CANDIDATES), np.inf)
+    for r in range(1, MOST_GPUS + 1):
+        size, time = candidates(app, packed(r))
+        sizes[r - 1, :len(size)], times[r - 1, :len(time)] = size, time
+    return sizes, times
+
+
+def best_goodputs(app: Application, most: int, grad: tuple[float, float]) -> np.ndarray:
+    """The best goodput on 0..``most`` GPUs packed on the fewest nodes (0 on none)."""
+    sizes, times = _packed_table(app)
+    goodput = gain(sizes[:most], app.init_batch_size, *grad) / times[:most]
+    return np.concatenate([[0.0], goodput.max(axis=1)])
 
 
 def best_config(app: Application, placement: tuple[int, ...], grad: tuple[float, float]

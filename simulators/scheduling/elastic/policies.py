@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .goodput import best_config, fixed_goodput, packed
+from .goodput import MOST_GPUS, best_goodputs, packed
 from .job import ElasticJob
 
 RESTART = 30.0  # seconds of checkpoint-restore per reallocation (the artifact's)
@@ -51,24 +51,18 @@ class Pollux(ElasticPolicy):
     def limit(self, job: ElasticJob, gpus: int) -> int:
         """Most GPUs ``job`` may get: twice what it has run on, within what its batch allows."""
         app = job.app
-        if job.batch_size is not None and job.batch_size // app.min_local_bsz <= 1:
+        if job.batch_size is not None:  # held at one batch size (ncf in the artifact)
             return 1
-        cap = min(gpus, 64, app.max_batch_size // app.min_local_bsz)
+        cap = min(gpus, MOST_GPUS, app.max_batch_size // app.min_local_bsz)
         return min(cap, max(2 * job.most_replicas, 1))
 
     def speedups(self, job: ElasticJob, gpus: int, fair: int) -> np.ndarray:
         """Speedup on 0..limit GPUs (packed on the fewest nodes) relative to ``fair`` GPUs."""
-        grad = job.grad()
-        good = np.array([0.0] + [self._goodput(job, packed(r), grad)
-                                 for r in range(1, self.limit(job, gpus) + 1)])
-        base = self._goodput(job, packed(min(fair, gpus)), grad) or good[1]
-        return good / base
-
-    @staticmethod
-    def _goodput(job: ElasticJob, placement: tuple[int, ...], grad: tuple[float, float]) -> float:
-        if job.batch_size is not None:
-            return fixed_goodput(job.app, placement, job.batch_size, grad)
-        return best_config(job.app, placement, grad)[0]
+        grad, most = job.grad(), self.limit(job, gpus)
+        if job.batch_size is not None:  # held at one batch size (ncf): one GPU
+            return np.array([0.0, 1.0])
+        good = best_goodputs(job.app, max(most, min(fair, gpus)), grad)
+        return good[:most + 1] / (good[min(fair, gpus)] or good[1])
 
     def allocate(self, jobs, gpus, now):
         fair = max(1, math.ceil(gpus / max(len(jobs), 1)))

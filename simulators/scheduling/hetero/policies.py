@@ -1,0 +1,133 @@
+"""Gavel's policies as linear programs over time fractions (Narayanan et al., OSDI'20, section 4).
+
+An allocation ``X[j, k]`` is the fraction of time job ``j`` spends on GPUs of type ``k``; a job of
+scale factor ``s_j`` (GPUs per replica set) uses ``s_j`` GPUs while it runs, so
+``sum_j s_j X[j, k] <= n_k`` (GPUs of type ``k``) and ``sum_k X[j, k] <= 1``. Its effective
+throughput is ``sum_k T[j, k] X[j, k]`` with ``T`` the measured steps/s of its model on ``s_j``
+GPUs of each type.
+
+* **Max-min fairness** (Gavel's LAS): maximize the smallest ``s_j x throughput / (throughput on
+  an equal share of every type)``, then, at that minimum, the total, so no GPU idles that some
+  job could use (Gavel leaves this second step to the solver's choice).
+* **Finish-time fairness** (Themis, Gavel's version): minimize the largest ``rho_j = (time since
+  arrival + remaining / throughput) / (time isolated + remaining / isolated throughput)``, where
+  isolated means ``1/N`` of every type; solved by bisection on ``rho`` over feasibility LPs.
+
+Each has a heterogeneity-agnostic twin, as in Gavel: the program sees every type as equally fast
+(max-min: ``T = 1``; finish-time fairness: every type at the V100's speed), while jobs then run at
+their real speed on what they were given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+
+def _capacity_rows(scale: np.ndarray, counts: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``A x <= b`` for ``sum_j s_j x_jk <= n_k`` and ``sum_k x_jk <= 1`` (``x`` row-major J x K)."""
+    jobs, types = len(scale), len(counts)
+    columns = np.arange(jobs * types)
+    rows = np.concatenate([columns % types, types + columns // types])
+    values = np.concatenate([np.repeat(scale, types), np.ones(jobs * types)])
+    matrix = sp.csr_matrix((values, (rows, np.concatenate([columns, columns]))),
+                           shape=(types + jobs, jobs * types))
+    return matrix, np.concatenate([counts, np.ones(jobs)])
+
+
+def _per_job(jobs: int, types: int, weights: np.ndarray) -> sp.csr_matrix:
+    """The J x (J K) matrix whose row ``j`` is ``weights`` over job ``j``'s K variables."""
+    return sp.csr_matrix((weights, np.arange(jobs * types), np.arange(0, jobs * types + 1, types)),
+                         shape=(jobs, jobs * types))
+
+
+def equal_share(scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each job's ``1/N`` of every type, divided by its scale factor, rows scaled to sum <= 1."""
+    x = np.tile(counts / len(scale), (len(scale), 1)) / scale[:, None]
+    return x / np.maximum(x.sum(axis=1), 1.0)[:, None]
+
+
+def _solve(c, a_ub, b_ub) -> np.ndarray:
+    result = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+    if result.status != 0:
+        raise RuntimeError(f"allocation LP failed: {result.message}")
+    return result.x
+
+
+class MaxMinFairness:
+    """Gavel's max-min fairness (LAS); ``aware=False`` is its heterogeneity-agnostic baseline."""
+
+    def __init__(self, aware: bool = True) -> None:
+        self.aware = bool(aware)
+        self.name = "max-min fairness" + ("" if aware else " (agnostic)")
+
+    def allocate(self, rates: np.ndarray, scale: np.ndarray, counts: np.ndarray, **_) -> np.ndarray:
+        if not self.aware:
+            return type_blind_shares(scale, counts)
+        jobs, types = rates.shape
+        gain = rates * (scale / (rates * equal_share(scale, counts)).sum(axis=1))[:, None]
+        a_cap, b_cap = _capacity_rows(scale, counts)
+        # maximize t + (mean normalized throughput) / 1000  s.t.  t <= gain_j . x_j: the smallest
+        # first, then what is left goes where it helps most
+        a_ub = sp.bmat([[a_cap, None], [-_per_job(jobs, types, gain.ravel()),
+                                        sp.csr_matrix(np.ones((jobs, 1)))]], format="csr")
+        c = np.concatenate([-1e-3 * gain.ravel() / jobs, [-1.0]])
+        return _solve(c, a_ub, np.concatenate([b_cap, np.zeros(jobs)]))[:-1].reshape(jobs, types)
+
+
+def type_blind_shares(scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Max-min fairness when every GPU looks alike: equal time shares by water-filling (no job
+    above 1), each job's share spread over the types in proportion to their GPU counts, as a
+    type-blind scheduler that takes whatever GPU is free gives it in the long run."""
+    total = counts.sum()
+    share = np.ones(len(scale))
+    order = np.argsort(scale)
+    left, jobs_left = total, len(scale)
+    for i in order:  # smallest jobs first: they saturate at a share of 1 first
+        fair = left / (scale[order[-jobs_left:]].sum()) if jobs_left else 0.0
+        share[i] = min(1.0, fair)
+        left -= share[i] * scale[i]
+        jobs_left -= 1
+    return share[:, None] * (counts / total)[None, :]
+
+
+class FinishTimeFairness:
+    """Gavel's finish-time fairness; ``aware=False`` sees every type at the reference type's speed."""
+
+    def __init__(self, aware: bool = True, reference: int = -1, tolerance: float = 1e-3) -> None:
+        self.aware, self.reference, self.tolerance = bool(aware), reference, tolerance
+        self.name = "finish-time fairness" + ("" if aware else " (agnostic)")
+
+    def allocate(self, rates: np.ndarray, scale: np.ndarray, counts: np.ndarray, *,
+                 remaining: np.ndarray, age: np.ndarray, isolated_time: np.ndarray) -> np.ndarray:
+        jobs, types = rates.shape
+        seen = rates if self.aware else np.repeat(rates[:, [self.reference]], types, axis=1)
+        iso = (seen * equal_share(scale, counts)).sum(axis=1)
+        ideal = isolated_time + remaining / iso             # finish time on an isolated share
+        a_cap, b_cap = _capacity_rows(scale, counts)
+        a_ub = sp.vstack([a_cap, -_per_job(jobs, types, seen.ravel())]).tocsr()
+
+        def feasible(rho: float) -> np.ndarray | None:
+            slack = rho * ideal - age
+            if (slack <= 0).any():
+                return None
+            result = linprog(-seen.ravel(), A_ub=a_ub,
+                             b_ub=np.concatenate([b_cap, -remaining / slack]), bounds=(0, None),
+                             method="highs")
+            return result.x if result.status == 0 else None
+
+        low = float((age / ideal).max())
+        high = max(float(((age + remaining / iso) / ideal).max()), low) * (1 + 1e-9) + 1e-12
+        best = feasible(high)
+        while best is None:                                  # isolated shares are feasible; guard
+            high *= 2
+            best = feasible(high)
+        while high - low > self.tolerance * high:
+            mid = (low + high) / 2
+            x = feasible(mid)
+            if x is None:
+                low = mid
+            else:
+                high, best = mid, x
+        return best.reshape(jobs, types)
