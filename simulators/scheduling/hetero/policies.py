@@ -42,6 +42,13 @@ def _per_job(jobs: int, types: int, weights: np.ndarray) -> sp.csr_matrix:
                          shape=(jobs, jobs * types))
 
 
+def proportional_share(jobs: int, counts: np.ndarray) -> np.ndarray:
+    """Each job's ``1/N`` of every type's GPUs as time fractions, rows scaled to sum <= 1
+    (Gavel's yardstick for max-min fairness)."""
+    x = np.tile(counts / jobs, (jobs, 1))
+    return x / max(x.sum(axis=1).max(), 1.0)
+
+
 def equal_share(scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Each job's ``1/N`` of every type, divided by its scale factor, rows scaled to sum <= 1."""
     x = np.tile(counts / len(scale), (len(scale), 1)) / scale[:, None]
@@ -66,7 +73,7 @@ class MaxMinFairness:
         if not self.aware:
             return type_blind_shares(scale, counts)
         jobs, types = rates.shape
-        gain = rates * (scale / (rates * equal_share(scale, counts)).sum(axis=1))[:, None]
+        gain = rates * (scale / (rates * proportional_share(len(scale), counts)).sum(axis=1))[:, None]
         a_cap, b_cap = _capacity_rows(scale, counts)
         # maximize t + (mean normalized throughput) / 1000  s.t.  t <= gain_j . x_j: the smallest
         # first, then what is left goes where it helps most
@@ -77,19 +84,18 @@ class MaxMinFairness:
 
 
 def type_blind_shares(scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Max-min fairness when every GPU looks alike: equal time shares by water-filling (no job
-    above 1), each job's share spread over the types in proportion to their GPU counts, as a
-    type-blind scheduler that takes whatever GPU is free gives it in the long run."""
-    total = counts.sum()
-    share = np.ones(len(scale))
-    order = np.argsort(scale)
-    left, jobs_left = total, len(scale)
-    for i in order:  # smallest jobs first: they saturate at a share of 1 first
-        fair = left / (scale[order[-jobs_left:]].sum()) if jobs_left else 0.0
-        share[i] = min(1.0, fair)
-        left -= share[i] * scale[i]
-        jobs_left -= 1
-    return share[:, None] * (counts / total)[None, :]
+    """Max-min fairness when every GPU looks alike: every job the same GPU-time ``c`` (its time
+    fraction ``c / s_j``, at most 1), the largest ``c`` the cluster holds, each job's time spread
+    over the types in proportion to their GPU counts, as a type-blind scheduler that takes
+    whatever GPU is free gives it in the long run."""
+    total, sizes = counts.sum(), np.sort(scale)
+    used = np.concatenate([[0.0], np.cumsum(sizes)])  # GPUs of the jobs capped at a fraction 1
+    c = sizes[-1]
+    for k, size in enumerate(sizes):  # the first size the cluster cannot give everyone
+        if used[k] + size * (len(sizes) - k) > total:
+            c = (total - used[k]) / (len(sizes) - k)
+            break
+    return np.minimum(1.0, c / scale)[:, None] * (counts / total)[None, :]
 
 
 class FinishTimeFairness:
