@@ -54,18 +54,21 @@ def _seed(root: Tensor, gradient: Any) -> Tensor:
         if root._data.size != 1:
             raise RuntimeError(f"backward: grad can be created implicitly only for a scalar output; "
                                f"this tensor has shape {root.shape}, so pass a gradient of that shape")
-        return _made(np.ones_like(root._data), root.device)
+        return _made(np.ones(root.shape, root.dtype), root.device)  # made on root's device
     g = gradient if isinstance(gradient, Tensor) else Tensor(np.asarray(gradient))
     if g.shape != root.shape:
         raise ValueError(f"backward: gradient has shape {g.shape} but the output has shape "
                          f"{root.shape}")
-    return g.to(root.dtype)
+    return g.to(root.dtype).to(root.device)
 
 
 def _accumulate_leaf(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     # With create_graph, or an observer (the graph tracer) watching, primitives: the gradient is then
-    # a value of the tape or of the trace; otherwise plain arrays, the eager training hot path.
-    if create_graph or _observers:
+    # a value of the tape or of the trace; otherwise plain arrays, the eager training hot path
+    # (device arrays are added by the device's kernels: primitives too).
+    if g.device != leaf.device:
+        g = g.to(leaf.device)
+    if create_graph or _observers or type(g._data) is not np.ndarray:
         leaf.grad = (g if create_graph else g.clone()) if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
         leaf.grad = _wrap(np.array(g._data, copy=True), leaf.device)

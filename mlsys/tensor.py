@@ -11,6 +11,10 @@ Dtypes follow PyTorch: Python numbers take the tensor's dtype unless they are of
 tensor's dtype. In-place ops (``add_``, ``x[i] = v``...) compute out of place and write the
 result into the tensor's memory, so views see it; each write counts a version
 (:mod:`mlsys.versions`) and backward refuses values changed after it saved them.
+
+Devices: ``cpu`` and ``numba`` tensors hold host numpy arrays; a device with a :class:`Backend`
+(``cuda``) holds its own arrays in its own memory, and data crosses between host and device
+only on ``to()``, ``numpy()``, ``item()``, ``tolist()``, printing and host operands.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,7 +38,7 @@ from .ops.registry import Primitive, Spec, set_dispatcher
 from .versions import CLOCK, TrackedArray, bump, new_counter
 
 __all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer", "notify", "assign",
-           "ValuesIndices"]
+           "ValuesIndices", "Backend", "register_backend", "backend_of", "move_"]
 
 DEFAULT_DTYPE = DEFAULT_FLOAT
 
@@ -108,9 +113,14 @@ def assign(target: Tensor, value: Tensor, *, donate: bool = False) -> None:
         raise ValueError(f"assign: value of shape {value.shape} does not fit target of shape "
                          f"{target.shape}")
     notify("assigned", target, value)
-    data = value._data
+    data = _data_on(target.device, value)
     owned = donate and data.base is None and data.flags.writeable and data.dtype == target.dtype
-    target.data = data if owned else np.array(data, dtype=target.dtype, copy=True)
+    if owned:
+        target.data = data
+    elif target.device in _RESIDENT:
+        target.data = data.astype(target.dtype)  # a copy on the device
+    else:
+        target.data = np.array(data, dtype=target.dtype, copy=True)
 
 
 _spec_cache: dict[tuple, Spec] = {}
@@ -145,7 +155,12 @@ def _wrap(data: np.ndarray, device: str = "cpu") -> Tensor:
 
 
 def _made(data: np.ndarray, device: str = "cpu") -> Tensor:
-    """A constant made from data (a lifted number, a VJP rule's constant), announced to observers."""
+    """A constant made from data (a lifted number, a VJP rule's constant), announced to observers.
+    On a device with its own memory a one-element constant is made there (no transfer)."""
+    backend = _RESIDENT.get(device)
+    if backend is not None:
+        data = (backend.full(data.shape, data.reshape(-1)[0], data.dtype) if data.size == 1
+                else backend.upload(data))
     out = _wrap(data, device)
     if _observers:
         notify("created", out, None)
@@ -188,7 +203,7 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
         data = prim.forward(*[t._data for t in inputs], **params)
     else:
         data = _forward_on(device, prim, [t._data for t in inputs], params)
-    if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
+    if type(data) is not np.ndarray and device not in _RESIDENT:  # numpy returns 0-d scalars
         data = np.asarray(data)
     if data.dtype != spec.dtype:
         data = data.astype(spec.dtype)
@@ -214,10 +229,87 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
 set_dispatcher(apply)
 
 # Devices a Tensor can live on, and the module whose import registers each one's kernels into
-# ``Primitive.impls``. The data stays a host numpy array on every device; the device picks the
-# implementation that computes it (see ``mlsys.kernels``).
+# ``Primitive.impls`` (and, for a device with memory of its own, its Backend). On "numba" the data
+# is a host numpy array and the device picks the implementation that computes it; on "cuda" it
+# lives in device memory (see ``mlsys.kernels``).
 DEVICES = {"cpu": None, "numba": "mlsys.kernels.cpu.register", "cuda": "mlsys.kernels.cuda.register"}
 _fallback_noted: set[tuple[str, str]] = set()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A device whose tensors live in its own memory, as arrays of ``array_type``: how data moves
+    between host and device (``upload``, ``download``; each a counted transfer), how it makes a
+    filled array there (``full``: the value travels with the launch), how a host operand of one of
+    its operations enters it (``operand``), how it writes one array into another
+    (``copy_into(dst, src)``, converting the dtype) and how it runs a compiled graph
+    (``executable(graph)``, called ``(*arrays) -> list of arrays``)."""
+
+    array_type: type
+    upload: Callable[[np.ndarray], Any]
+    download: Callable[[Any], np.ndarray]
+    full: Callable[[tuple[int, ...], Any, np.dtype], Any]
+    operand: Callable[[Any], Any]
+    copy_into: Callable[[Any, Any], Any]
+    executable: Callable[[Any], Callable[..., list]]
+
+
+_RESIDENT: dict[str, Backend] = {}
+
+
+def register_backend(device: str, backend: Backend) -> None:
+    """Make ``device``'s tensors live in ``backend``'s memory (its kernel module does this)."""
+    _RESIDENT[device] = backend
+
+
+def backend_of(array: Any) -> Backend | None:
+    """The backend whose memory holds ``array`` (None for a host array)."""
+    if type(array) is np.ndarray:
+        return None
+    return next((b for b in _RESIDENT.values() if isinstance(array, b.array_type)), None)
+
+
+def _host(t: Tensor) -> np.ndarray:
+    """``t``'s values on the host (downloaded, counted, from a device with its own memory)."""
+    backend = _RESIDENT.get(t.device)
+    return t._data if backend is None else backend.download(t._data)
+
+
+def _data_on(device: str, t: Tensor) -> Any:
+    """``t``'s data in ``device``'s memory: its own, or moved there (a counted transfer)."""
+    source, target = _RESIDENT.get(t.device), _RESIDENT.get(device)
+    if source is target:
+        return t._data
+    data = t._data if source is None else source.download(t._data)
+    return data if target is None else target.upload(data)
+
+
+def _copy_into(target: Tensor, value: Tensor) -> None:
+    """Write ``value``'s values into ``target``'s memory (converting the dtype, same kind)."""
+    backend = _RESIDENT.get(target.device)
+    if backend is None:
+        np.copyto(target._data, _host(value), casting="same_kind")
+        return
+    data = value._data
+    if backend_of(data) is not backend:
+        host = _host(value)
+        scalar = host.size and not any(host.strides)  # a broadcast number (fill_): no transfer
+        data = host[(0,) * host.ndim] if scalar else backend.upload(host)
+    backend.copy_into(target._data, data)
+
+
+def move_(t: Tensor, device: str) -> Tensor:
+    """Move a leaf's data (and gradient) to ``device`` in place, keeping the Tensor object (how
+    ``mlsys.kernels.to_device`` moves the parameters an optimizer holds). Returns ``t``."""
+    _check_device(device)
+    if device != t.device:
+        data = _data_on(device, t)
+        if t.grad is not None:
+            t.grad = t.grad.to(device)
+        version = _version_of(t)
+        t._data, t.device, t._view, t._base = data, device, None, None
+        t._counter = new_counter(version + 1)
+    return t
 
 
 def _join_devices(prim: Primitive, a: str, b: str) -> str:
@@ -231,8 +323,13 @@ def _join_devices(prim: Primitive, a: str, b: str) -> str:
 def _forward_on(device: str, prim: Primitive, arrays: list, params: dict[str, Any]) -> Any:
     """Run ``prim`` with the ``device`` kernel, or the numpy reference (noted once) without one.
 
-    A kernel returns ``NotImplemented`` for inputs it does not handle (a dtype, a layout).
+    A kernel returns ``NotImplemented`` for inputs it does not handle (a dtype, a layout). On a
+    device with its own memory, host operands enter it first (0-d ones as kernel arguments) and
+    the reference runs on downloaded copies, its result uploaded.
     """
+    backend = _RESIDENT.get(device)
+    if backend is not None:
+        arrays = [backend.operand(a) for a in arrays]
     impl = prim.impls.get(device)
     if impl is not None:
         data = impl(*arrays, **params)
@@ -244,7 +341,10 @@ def _forward_on(device: str, prim: Primitive, arrays: list, params: dict[str, An
         why = "no kernel" if impl is None else f"its kernel does not take ({shapes})"
         warnings.warn(f"mlsys: {prim.name} on device {device!r}: {why}; running the numpy "
                       f"reference instead (noted once per primitive and device)", stacklevel=3)
-    return prim.forward(*arrays, **params)
+    if backend is None:
+        return prim.forward(*arrays, **params)
+    host = [backend.download(a) if isinstance(a, backend.array_type) else a for a in arrays]
+    return backend.upload(np.asarray(prim.forward(*host, **params)))
 
 
 def _check_device(device: str) -> None:
@@ -266,7 +366,7 @@ def _default_dtype_for(array: np.ndarray) -> np.dtype:
 def _as_array(data: Any, dtype: Any, copy: bool) -> np.ndarray:
     """Python data becomes float32/int64 as in PyTorch; numpy arrays and scalars keep their dtype."""
     if isinstance(data, Tensor):
-        data = data._data
+        data = _host(data)
     array = np.array(data, dtype=dtype, copy=True) if copy else np.asarray(data, dtype=dtype)
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
         array = array.astype(_default_dtype_for(array), copy=False)
@@ -311,8 +411,11 @@ class Tensor:
 
     # -- the data and its versions ------------------------------------------------------------
     @property
-    def data(self) -> np.ndarray:
-        """The numpy array holding the values (writes through it count a version)."""
+    def data(self) -> Any:
+        """The numpy array holding the values (writes through it count a version); on a device
+        with its own memory, its device array (``np.asarray`` of it downloads the values)."""
+        if self.device in _RESIDENT:
+            return self._data
         view = self._view
         if view is None:
             view = self._view = TrackedArray.of(self._data, _counter_for(self))
@@ -320,9 +423,17 @@ class Tensor:
 
     @data.setter
     def data(self, value: Any) -> None:
-        """Rebind to new memory (no longer a view of anything): a new version."""
+        """Rebind to new memory (no longer a view of anything): a new version. Data from another
+        device is moved to this tensor's (a counted transfer)."""
         version = _version_of(self)
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if isinstance(value, Tensor):
+            value = _data_on(self.device, value)
+        backend, source = _RESIDENT.get(self.device), backend_of(value)
+        if backend is not source:
+            value = (backend.upload(np.asarray(value)) if source is None
+                     else source.download(value) if backend is None
+                     else backend.upload(source.download(value)))
+        self._data = value if backend is not None else np.asarray(value)
         self._view = self._base = None
         self._counter = new_counter(version + 1)
 
@@ -397,11 +508,17 @@ class Tensor:
         return self._data.shape if dim is None else self._data.shape[dim]
 
     def numpy(self) -> np.ndarray:
-        """The data as a numpy array (refuses tensors that require grad, as PyTorch does)."""
+        """The data as a numpy array (refuses tensors that require grad, as PyTorch does). From a
+        device with its own memory: a read-only host copy (writes to it could not reach the
+        tensor)."""
         if self.requires_grad:
             raise RuntimeError("numpy(): this tensor requires grad; call .detach().numpy()")
         notify("concretize", self)
-        return self.data
+        if self.device not in _RESIDENT:
+            return self.data
+        host = _host(self)
+        host.flags.writeable = False
+        return host
 
     def item(self) -> float | int | bool:
         if self._data.size != 1:
@@ -420,7 +537,7 @@ class Tensor:
         return self._data.shape[0]
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
+        body = np.array2string(_host(self), separator=", ", precision=4, prefix="tensor(")
         extra = f", dtype={self.dtype}" if self.dtype not in (DEFAULT_DTYPE, np.int64) else ""
         if self.device != "cpu":
             extra += f", device={self.device!r}"
@@ -517,7 +634,7 @@ class Tensor:
         if not np.can_cast(value.dtype, self.dtype, "same_kind"):
             raise TypeError(f"{name}: a {value.dtype} result cannot be stored in place in this "
                             f"{self.dtype} tensor")
-        np.copyto(self._data, value._data, casting="same_kind")
+        _copy_into(self, value)
         bump(_counter_for(self))
         if recording:
             node = self._node = value._node
@@ -710,17 +827,23 @@ class Tensor:
     def to(self, dtype: Any) -> Tensor:
         """Convert to ``dtype`` (a numpy dtype or name), or move to a device ("cpu", "numba", "cuda").
 
-        Moving gives a leaf on the new device sharing this tensor's data (a leaf that required
-        grad still does); move parameters in place with ``mlsys.kernels.to_device``.
+        Moving gives a leaf on the new device (a leaf that required grad still does): it shares
+        this tensor's data when both devices keep it in host memory, and is a copy (a counted
+        transfer) when one of them is a device with memory of its own. Move parameters in place
+        with ``mlsys.kernels.to_device``.
         """
         if isinstance(dtype, str) and dtype in DEVICES:
             if dtype == self.device:
                 return self
-            if not self.is_leaf:
+            if self.requires_grad and not self.is_leaf:
                 raise RuntimeError(f"to({dtype!r}): move leaf tensors (inputs, parameters); "
                                    f"this one was made by {self.grad_fn}")
             _check_device(dtype)
-            out = self.detach()
+            if _RESIDENT.get(dtype) is _RESIDENT.get(self.device):
+                out = self.detach()
+            else:
+                notify("graph_break", f"moving a tensor from {self.device!r} to {dtype!r} memory")
+                out = _wrap(_data_on(dtype, self))
             out.device = dtype
             out.requires_grad = self.requires_grad
             return out
@@ -929,7 +1052,7 @@ class Tensor:
                 return _take_along(self, key)
             # a mask's result shape depends on its values, so no static graph can hold it
             notify("graph_break", "indexing with a boolean mask or with several index arrays")
-        key = tuple(k.data if isinstance(k, Tensor) else
+        key = tuple(_host(k) if isinstance(k, Tensor) else
                     np.asarray(k) if isinstance(k, list) else k for k in key)
         return S.getitem(self, index=S.Index(key))
 

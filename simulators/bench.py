@@ -1,12 +1,15 @@
 """``mlsys bench sim``: wall time and events per second of the standard simulator scenarios.
 
 Scenarios come from each simulator family's own ``bench`` module (training and scheduling); each
-exposes ``scenarios(quick: bool) -> list[dict]`` returning one row per scenario.
+exposes ``scenarios(quick: bool) -> list[dict]`` returning one row per scenario. The scheduling
+family also replays the Pollux artifact's workloads per elastic policy, against the artifact's own
+mean JCTs (a second table; under ``"pollux"`` in JSON).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 
 from mlsys import cliargs
 from mlsys.bench.report import emit
@@ -25,7 +28,20 @@ def main(argv: list[str]) -> int:
         if args.only and args.only not in module:
             continue
         rows += importlib.import_module(module).scenarios(quick=args.quick)
-    print(emit(rows, as_json=args.json, title="Simulator performance"))
+    if args.only not in (None, "scheduling"):
+        print(emit(rows, as_json=args.json, title="Simulator performance"))
+        return 0
+    from simulators.scheduling import bench as scheduling
+
+    pollux = scheduling.pollux_rows(quick=args.quick)
+    if args.json:
+        print(json.dumps({"title": "Simulator performance", "rows": rows, "notes": [],
+                          "pollux": {"title": scheduling.POLLUX_TITLE, "rows": pollux,
+                                     "notes": list(scheduling.POLLUX_NOTES)}}, indent=2))
+    else:
+        print(emit(rows, as_json=False, title="Simulator performance"))
+        print()
+        print(emit(pollux, as_json=False, title=scheduling.POLLUX_TITLE, notes=scheduling.POLLUX_NOTES))
     return 0
 
 

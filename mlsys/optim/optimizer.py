@@ -1,9 +1,11 @@
 """Optimizers over parameter lists: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
 
-There is one update path: ``step()`` applies the rules of :mod:`mlsys.optim.rules` to Tensors
-and stores parameters and state with :func:`mlsys.tensor.assign`. Run eagerly, that is the
-update; traced (``mlsys.compile`` of a function that calls ``step()``), the same operations
-become part of the graph and every compiled call repeats them. State lives in Tensors that keep
+There is one update path: ``step()`` applies the rules of :mod:`mlsys.optim.rules` and stores
+parameters and state with :func:`mlsys.tensor.assign`. Traced (``mlsys.compile`` of a function
+that calls ``step()``), the rules run on Tensors, so the same operations become part of the graph
+and every compiled call repeats them. Run eagerly on the CPU, they run on the numpy arrays behind
+the Tensors — the same arithmetic in the same dtypes, without a Tensor and a shape check per
+intermediate value — and the results are stored the same way. State lives in Tensors that keep
 their identity from step to step (a compiled step reads and writes them in place of Python
 numbers: Adam's step count is a Tensor, as in PyTorch's capturable Adam), and the
 hyperparameters and which state exists are guards of a compiled step (a new learning rate
@@ -19,7 +21,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..nn.module import zero_grads
-from ..tensor import Tensor, assign, notify
+from ..tensor import Tensor, _observers, _wrap, assign, notify
 from . import rules
 
 
@@ -58,12 +60,34 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient (``assign``: the same Tensor objects)."""
         notify("guard", self, self._trace_guard, f"{type(self).__name__}'s hyperparameters or state")
+        traced = bool(_observers)
         with no_grad():
             for group in self.param_groups:
                 hyper = {k: v for k, v in group.items() if k != "params"}
                 for p in group["params"]:
-                    if p.grad is not None:
-                        self._update(p, p.grad, self._state_of(p), **hyper)
+                    if p.grad is None:
+                        continue
+                    state = self._state_of(p)
+                    if traced or p.device != "cpu" or p.grad.device != "cpu":
+                        new = self._update(p, p.grad, state, **hyper)
+                    else:  # the eager hot path: the rules on arrays, stored as Tensors
+                        arrays = {name: t._data for name, t in state.items()}
+                        new = {name: None if v is None else _wrap(np.asarray(v))
+                               for name, v in self._update(p._data, p.grad._data, arrays,
+                                                           **hyper).items()}
+                    self._store(p, state, new)
+
+    def _store(self, p: Tensor, state: dict[str, Tensor], new: dict[str, Tensor | None]) -> None:
+        """Store ``_update``'s results: ``"param"`` into ``p``, the rest into ``state`` (into the
+        existing Tensor, or a new one made from a copy); None stores nothing."""
+        for name, value in new.items():
+            if value is None:
+                continue
+            target = p if name == "param" else state.get(name)
+            if target is None:
+                state[name] = value.clone()
+            else:
+                assign(target, value, donate=True)
 
     def _state_of(self, p: Tensor) -> dict[str, Tensor]:
         state = self.state.get(id(p))
@@ -75,7 +99,9 @@ class Optimizer:
     def _init_state(self, p: Tensor) -> dict[str, Tensor]:
         return {}
 
-    def _update(self, p: Tensor, grad: Tensor, state: dict[str, Tensor], **hyper: Any) -> None:
+    def _update(self, p: Any, grad: Any, state: dict[str, Any], **hyper: Any) -> dict[str, Any]:
+        """The new parameter (``"param"``) and state values, from the update rules; the values
+        are all Tensors or all numpy arrays (the eager path)."""
         raise NotImplementedError
 
     def _trace_guard(self) -> tuple:
@@ -121,14 +147,6 @@ def _store(target: Tensor | None, value: Any) -> Tensor:
     return target
 
 
-def _keep(state: dict[str, Tensor], name: str, value: Tensor) -> None:
-    """Store ``value`` as ``state[name]``: into the existing Tensor, or as a new one."""
-    if name in state:
-        assign(state[name], value, donate=True)
-    else:
-        state[name] = value.clone()
-
-
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov and weight decay."""
 
@@ -146,9 +164,7 @@ class SGD(Optimizer):
 
     def _update(self, p, grad, state, **hyper):
         new, buffer = rules.sgd(p, grad, state.get("momentum_buffer"), **hyper)
-        if buffer is not None:
-            _keep(state, "momentum_buffer", buffer)
-        assign(p, new, donate=True)
+        return {"momentum_buffer": buffer, "param": new}
 
 
 class Adam(Optimizer):
@@ -174,9 +190,7 @@ class Adam(Optimizer):
         new, exp_avg, exp_avg_sq = rules.adam(
             p, grad, state["exp_avg"], state["exp_avg_sq"], step, lr=lr, beta1=betas[0],
             beta2=betas[1], eps=eps, weight_decay=weight_decay, decoupled=self.decoupled)
-        for name, value in (("step", step), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
-            assign(state[name], value, donate=True)
-        assign(p, new, donate=True)
+        return {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, "param": new}
 
 
 class AdamW(Adam):

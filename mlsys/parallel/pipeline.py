@@ -170,6 +170,20 @@ def _tag(slot: Slot) -> str:
     return f"pp:{slot.phase}{slot.chunk}.{slot.microbatch}"
 
 
+@dataclass
+class _Run:
+    """One step's state on one device."""
+
+    messages: _Messages
+    report: PipelineStep
+    batch: Callable[[Tensor, int], Tensor]  # micro-batch i of a batch
+    inputs: Tensor
+    targets: Tensor
+    saved: dict[tuple[int, int], tuple[Tensor, Tensor]] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+    live: int = 0  # activation bytes held now
+
+
 class Pipeline:
     """This rank's device of a pipeline over ``group``: chunks ``rank, rank + p, ...`` of
     ``layers`` cut into ``p * chunks_per_device`` chunks, run by the schedule ``schedule``
@@ -185,7 +199,7 @@ class Pipeline:
         if schedule != "interleaved" and chunks_per_device != 1:
             raise ValueError(f"pipeline: chunks_per_device={chunks_per_device} needs the "
                              f"'interleaved' schedule, got {schedule!r}")
-        self.group, self.name, self.microbatches = group, schedule, microbatches
+        self.group, self.microbatches = group, microbatches
         self.schedule: PipelineSchedule = build(schedule, p, microbatches, chunks_per_device)
         self.total_chunks = num_chunks(self.schedule)
         pieces = split_layers(list(layers), self.total_chunks)
@@ -206,56 +220,57 @@ class Pipeline:
     def step(self, inputs: Tensor, targets: Tensor) -> PipelineStep:
         """Forward and backward over the batch cut into micro-batches; gradients (of the mean
         micro-batch loss) accumulate in this device's parameters' ``.grad``."""
-        m, last = self.microbatches, self.total_chunks - 1
+        m = self.microbatches
         if inputs.shape[0] % m:
             raise ValueError(f"pipeline: a batch of {inputs.shape[0]} does not split into "
                              f"{m} equal micro-batches")
-        size = inputs.shape[0] // m
-        batch = lambda t, i: t[i * size: (i + 1) * size]  # noqa: E731
-        if self.loss_fn is None and last in self.chunks:
+        if self.loss_fn is None and self.total_chunks - 1 in self.chunks:
             raise ValueError("pipeline: the device holding the last chunk needs a loss_fn")
-        messages, me = _Messages(self.group), self.group.rank
-        saved: dict[tuple[int, int], tuple[Tensor, Tensor, int]] = {}
-        live = 0
+        size = inputs.shape[0] // m
+        run = _Run(_Messages(self.group), PipelineStep(self.group.rank, None, 0.0, 0.0),
+                   lambda t, i: t[i * size: (i + 1) * size], inputs, targets)
         self.group.barrier()
-        report = PipelineStep(me, None, 0.0, 0.0)
-        losses = []
-        report.start = time.perf_counter()
-        for slot in self.schedule[me]:
-            c, i = slot.chunk, slot.microbatch
-            if slot.phase == "F":
-                source = (batch(inputs, i) if c == 0 else
-                          Tensor(messages.recv(self._device(c - 1), _tag(Slot(c - 1, i, "F"))),
-                                 requires_grad=True))
-                t0 = time.perf_counter()
-                out = self.chunks[c](source)
-                if c == last:
-                    loss = self.loss_fn(out, batch(targets, i))
-                    losses.append(float(loss.item()))
-                    out = loss * (1.0 / m)
-                t1 = time.perf_counter()
-                if c < last:
-                    messages.send(out.data, self._device(c + 1), _tag(slot))
-                if c not in report.set_bytes:  # equal micro-batches: equal sets, count once
-                    report.set_bytes[c] = saved_bytes(out, source)
-                nbytes = report.set_bytes[c]
-                saved[c, i] = (source, out, nbytes)
-                live += nbytes
-                report.peak_bytes = max(report.peak_bytes, live)
-                report.peak_sets = max(report.peak_sets, len(saved))
-            else:
-                source, out, nbytes = saved.pop((c, i))
-                grad = None if c == last else Tensor(
-                    messages.recv(self._device(c + 1), _tag(Slot(c + 1, i, "B"))))
-                t0 = time.perf_counter()
-                if out.requires_grad:  # (a first chunk without parameters has nothing to do)
-                    out.backward(grad)
-                t1 = time.perf_counter()
-                live -= nbytes
-                if c > 0:
-                    messages.send(source.grad.data, self._device(c - 1), _tag(slot))
-            report.slots.append(SlotTiming(slot, t0, t1))
-        messages.finish()
-        report.end = time.perf_counter()
-        report.loss = float(np.mean(losses)) if losses else None
-        return report
+        run.report.start = time.perf_counter()
+        for slot in self.schedule[self.group.rank]:
+            t0, t1 = (self._forward if slot.phase == "F" else self._backward)(slot, run)
+            run.report.slots.append(SlotTiming(slot, t0, t1))
+        run.messages.finish()
+        run.report.end = time.perf_counter()
+        run.report.loss = float(np.mean(run.losses)) if run.losses else None
+        return run.report
+
+    def _forward(self, slot: Slot, run: _Run) -> tuple[float, float]:
+        c, i, last = slot.chunk, slot.microbatch, self.total_chunks - 1
+        source = (run.batch(run.inputs, i) if c == 0 else Tensor(
+            run.messages.recv(self._device(c - 1), _tag(Slot(c - 1, i, "F"))), requires_grad=True))
+        t0 = time.perf_counter()
+        out = self.chunks[c](source)
+        if c == last:
+            loss = self.loss_fn(out, run.batch(run.targets, i))
+            run.losses.append(float(loss.item()))
+            out = loss * (1.0 / self.microbatches)
+        t1 = time.perf_counter()
+        if c < last:
+            run.messages.send(out.data, self._device(c + 1), _tag(slot))
+        report = run.report
+        if c not in report.set_bytes:  # equal micro-batches: equal sets, counted once
+            report.set_bytes[c] = saved_bytes(out, source)
+        run.saved[c, i] = (source, out)
+        run.live += report.set_bytes[c]
+        report.peak_bytes = max(report.peak_bytes, run.live)
+        report.peak_sets = max(report.peak_sets, len(run.saved))
+        return t0, t1
+
+    def _backward(self, slot: Slot, run: _Run) -> tuple[float, float]:
+        c, i = slot.chunk, slot.microbatch
+        source, out = run.saved.pop((c, i))
+        grad = None if c == self.total_chunks - 1 else Tensor(
+            run.messages.recv(self._device(c + 1), _tag(Slot(c + 1, i, "B"))))
+        t0 = time.perf_counter()
+        if out.requires_grad:  # (a first chunk without parameters has nothing to do)
+            out.backward(grad)
+        t1 = time.perf_counter()
+        run.live -= run.report.set_bytes[c]
+        if c > 0:
+            run.messages.send(source.grad.data, self._device(c - 1), _tag(slot))
+        return t0, t1

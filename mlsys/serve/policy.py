@@ -10,6 +10,7 @@ server, and the simulator is checked against the server on the same policy.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -109,6 +110,10 @@ def check_decision(policy: BatchPolicy, state: QueueState, decision: object) -> 
     if not isinstance(decision, Decision):
         raise TypeError(f"{policy!r}.decide returned {decision!r}; expected a Decision "
                         "(use mlsys.serve.policy.dispatch(n) or wait(seconds))")
+    if isinstance(decision.size, bool) or not isinstance(decision.size, numbers.Integral) or \
+            not isinstance(decision.wait, numbers.Real):
+        raise TypeError(f"{policy!r}.decide returned {decision!r}; expected a whole number of "
+                        "requests and a number of seconds")
     if decision.size:
         if not 1 <= decision.size <= min(len(state.arrivals), policy.max_batch_size):
             raise ValueError(f"{policy!r} asked to send {decision.size} requests with "

@@ -247,7 +247,8 @@ class _Run:
                 if decision.size:
                     self._send(env.now, idle[0], decision.size)
                     continue
-                wake = min(wake, env.now + decision.wait)
+                # a wait shorter than the clock's resolution would ask again at this very time
+                wake = min(wake, env.now + max(decision.wait, _EPS))
                 if wake == math.inf and self.autoscaler is None:
                     raise RuntimeError(f"{self.policy!r} waits forever with {self.tail - self.head} "
                                        "requests queued and no arrivals to come")

@@ -18,58 +18,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from comm_checks import have_mpi
+from processes import children, gone, nothing_left_behind
 
 from mlsys.comm import CommAborted, CommTimeout, WorkerError, launch
 from mlsys.comm.ddp import DistributedDataParallel
 from mlsys.comm.launcher import mpich_segments
-from mlsys.comm.shm import SHM_DIR
 from mlsys.models import mlp
 
 ROOT = Path(__file__).resolve().parents[2]
 MLSYS = [sys.executable, "-m", "mlsys.cli"]
 
 
-def segments() -> set[str]:
-    """What this code or MPICH could leave in /dev/shm (other programs' files are theirs)."""
-    if not SHM_DIR.is_dir():
-        return set()
-    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(("mlsys", "mpich_shm_"))}
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def children(of: int | None = None) -> list[int]:
-    """Live child processes of ``of`` (default: this process)."""
-    me, found = of or os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def gone(pids: list[int], within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not any(alive(p) for p in pids)
-
-
 @pytest.fixture(autouse=True)
 def _no_leftovers():
-    before = segments()
-    yield
-    assert segments() <= before, f"left in /dev/shm: {segments() - before}"
-    assert gone(children(), 5.0), "a child process was left behind"
+    with nothing_left_behind():
+        yield
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,31 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import alive, children
 
 import mlsys
 from mlsys.data import DataLoader, Dataset, TensorDataset, Transformed, get_worker_info
-
-
-def alive(pid: int | str) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def children() -> set[int]:
-    """Live child processes of this one (Linux /proc), without multiprocessing's resource tracker
-    (one per interpreter, started by the first spawned process)."""
-    found = set()
-    for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                tracker = b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            except FileNotFoundError:
-                continue
-            if alive(pid) and not tracker:
-                found.add(int(pid))
-    return found
 
 
 def open_fds() -> int:

@@ -86,4 +86,12 @@ LIBRARY = {
     "kmeans": ({"statistics": "from mlsys.classic.kmeans import KMeansPartition\n\n"
                               "def local_statistics(x, centroids):\n"
                               "    return KMeansPartition(x, centroids).statistics(0)"}, 2),
+    "serving": ({"fit": "from simulators.serving import Empirical\n\n"
+                        "def fit_cost_curve(samples):\n"
+                        "    curve = Empirical(samples).curve\n"
+                        "    return curve.fixed, curve.per_item",
+                 "policy": "from mlsys.serve import MaxSizeMaxWait\n"
+                           "_fixed_setting = MaxSizeMaxWait(128, 0.0008)\n\n"
+                           "def batch_decision(state, target):\n"
+                           "    return _fixed_setting.decide(state)"}, 0),
 }

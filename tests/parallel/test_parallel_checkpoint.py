@@ -9,11 +9,11 @@ interrupted. Nothing is left behind: no child process, no shared-memory file.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import nothing_left_behind
 
 import mlsys
 from mlsys import optim
@@ -26,29 +26,10 @@ CONFIG = GPTConfig(vocab=16, seq_len=8, dim=16, heads=2, layers=1)
 STEPS, EVERY, KILL_AT = 8, 3, 5
 
 
-def _children() -> list[int]:
-    me = str(os.getpid())
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def _nothing_left_behind():
-    before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-    yield
-    deadline = time.monotonic() + 5
-    while _children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _children(), "a rank process was left behind"
-    after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-    assert not {f for f in after - before if f.startswith("mlsys")}
+    with nothing_left_behind(what="a rank process"):
+        yield
 
 
 def _batch(step: int, rank: int) -> tuple:

@@ -8,7 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from mlsys.serve.policy import MaxSizeMaxWait, NoBatching, QueueState, check_decision, dispatch, wait
+from mlsys.serve.policy import (
+    Decision,
+    MaxSizeMaxWait,
+    NoBatching,
+    QueueState,
+    check_decision,
+    dispatch,
+    wait,
+)
 from mlsys.serve.protocol import BadRequest, encode_infer_request, parse_infer_request
 
 
@@ -41,6 +49,8 @@ def test_check_decision_names_impossible_decisions() -> None:
         check_decision(policy, s, wait(0.0))
     with pytest.raises(TypeError, match="expected a Decision"):
         check_decision(policy, s, 2)
+    with pytest.raises(TypeError, match="size=1.5, .*expected a whole number of requests"):
+        check_decision(policy, s, Decision(1.5))  # a slice of the queue needs an int
 
 
 def request(**tensor: object) -> bytes:

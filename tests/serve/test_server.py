@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uvicorn
+from processes import children
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlsys.data import load_digits
@@ -119,15 +120,8 @@ def test_unknown_model_is_404(server: ServerProcess) -> None:
     assert status == 404 and "unknown model 'resnet'" in payload["error"]
 
 
-def _children(pid: int) -> list[int]:
-    """Child processes of ``pid``, whichever of its threads started them."""
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-            for c in (task / "children").read_text().split()]
-
-
 def _replica_pids(pid: int) -> list[int]:
-    return [c for c in _children(pid)
-            if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return sorted(children(pid))
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")

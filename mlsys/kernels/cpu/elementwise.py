@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from ...ops.registry import Primitive, Spec, get
-from .generated import load
+from .generated import SCALAR_IMPORTS, load
 
 __all__ = ["ufunc", "supported", "HEADER"]
 
-# Binds every name a template may call (``SCALAR_FUNCTIONS``) and numpy; ``F`` is set per kernel.
-HEADER = "import numba\nimport numpy as np\nfrom math import erf, exp, log, log1p, sqrt, tanh\n\n"
+# Binds every name a template may call (``SCALAR_FUNCTIONS``: vmath's vectorizable versions where
+# it has them) and numpy; ``F`` is set per kernel.
+HEADER = "\n".join(["import numba", "import numpy as np", *SCALAR_IMPORTS, "", ""])
 
 
 def supported(dtypes: Sequence[np.dtype]) -> np.dtype | None:

@@ -5,6 +5,11 @@ from the primitives' templates) write plain Python modules. :func:`load` imports
 it is cached by its text; on disk it is written under :func:`cache_dir` and compiled with
 ``cache=True``, so a second process reuses the machine code instead of paying Numba's compile
 time again.
+
+The file is named by a hash of its text, and Numba's disk cache is keyed by the file (and by
+Numba's version), not by what the file calls: a kernel that inlines the functions of
+:mod:`mlsys.kernels.cpu.vmath` must change its text when they change. :data:`SCALAR_IMPORTS`,
+the lines that bind the templates' functions, therefore carry a fingerprint of vmath's source.
 """
 
 from __future__ import annotations
@@ -17,7 +22,23 @@ import tempfile
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-__all__ = ["cache_dir", "load"]
+from ...ops.registry import SCALAR_FUNCTIONS
+from . import vmath
+
+__all__ = ["cache_dir", "load", "SCALAR_IMPORTS"]
+
+
+def _scalar_imports() -> tuple[str, ...]:
+    """Import lines binding every name a scalar template may call: vmath's vectorizable versions
+    where it has one, else the ``math`` module's."""
+    fast = [f for f in SCALAR_FUNCTIONS if f in vmath.__all__]
+    rest = [f for f in SCALAR_FUNCTIONS if f not in fast]
+    fingerprint = hashlib.sha1(Path(vmath.__file__).read_bytes()).hexdigest()[:16]
+    return (f"from math import {', '.join(sorted(rest))}",
+            f"from mlsys.kernels.cpu.vmath import {', '.join(sorted(fast))}  # vmath {fingerprint}")
+
+
+SCALAR_IMPORTS = _scalar_imports()
 
 _MODULES: dict[str, ModuleType | SimpleNamespace] = {}
 

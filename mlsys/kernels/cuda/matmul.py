@@ -1,7 +1,7 @@
 """CUDA matrix multiplication in three stages (float32, ``C = A @ B``).
 
-1. ``naive``: one thread per output; every thread reads a row of A and a column of B from
-   global memory, 2k loads per output.
+1. ``naive``: a thread per output (looping when the grid is smaller than C); every thread reads
+   a row of A and a column of B from global memory, 2k loads per output.
 2. ``tiled``: a block computes a ``tile x tile`` output tile; each step it stages one tile of A
    and one of B in shared memory (``syncthreads`` between loading and using them), so each global
    element is loaded once per tile instead of once per output: global loads fall by ``tile``.
@@ -22,22 +22,25 @@ from collections.abc import Callable
 import numpy as np
 from numba import float32
 
-from .runtime import cuda, grid_2d, to_device
+from .memory import DeviceArray, kernel_view
+from .runtime import SIMULATOR, cuda, grid_2d, to_device
 
 __all__ = ["STAGES", "ROWS", "matmul", "naive_kernel", "tiled_kernel", "register_kernel",
-           "launch_shape"]
+           "launch_shape", "matmul_into", "engine_stage", "SMALL"]
 
 ROWS = 4  # outputs per thread in the register-blocked kernel
 
 
 @cuda.jit
 def naive_kernel(a, b, c):
-    col, row = cuda.grid(2)
-    if row < c.shape[0] and col < c.shape[1]:
-        acc = float32(0)
-        for p in range(a.shape[1]):
-            acc += a[row, p] * b[p, col]
-        c[row, col] = acc
+    col0, row0 = cuda.grid(2)
+    cols, rows = cuda.gridsize(2)
+    for row in range(row0, c.shape[0], rows):  # grid-stride: any grid covers every output
+        for col in range(col0, c.shape[1], cols):
+            acc = float32(0)
+            for p in range(a.shape[1]):
+                acc += a[row, p] * b[p, col]
+            c[row, col] = acc
 
 
 @functools.cache
@@ -128,3 +131,33 @@ def matmul(a: np.ndarray, b: np.ndarray, stage: str = "tiled", tile: int = 16) -
     grid, block = launch_shape(stage, a.shape[0], b.shape[1], tile)
     STAGES[stage](tile)[grid, block](da, db, dc)
     return dc.copy_to_host()
+
+
+SMALL = 64 * 64  # outputs: a product this small runs the naive kernel (no barriers, few threads)
+ENGINE_TILE = 8 if SIMULATOR else 16
+
+
+def engine_stage(n: int, m: int) -> str:
+    """The stage the engine runs for an ``n x m`` output."""
+    return "naive" if n * m <= SMALL else "register"
+
+
+def matmul_into(c: DeviceArray, a: DeviceArray, b: DeviceArray) -> DeviceArray:
+    """``c = a @ b`` for float32 device arrays ``(..., n, k) @ (..., k, m)`` (batch dimensions
+    broadcast; operands may be strided views, a transpose costs no copy): one launch per matrix
+    of the batch, by :func:`engine_stage`."""
+    batch = c.shape[:-2]
+    n, m = c.shape[-2:]
+    a = a.broadcast_to(batch + a.shape[-2:])
+    b = b.broadcast_to(batch + b.shape[-2:])
+    stage = engine_stage(n, m)
+    if stage == "naive":
+        block = (8, 4) if SIMULATOR else (16, 16)
+        grid = (1, 1) if SIMULATOR else grid_2d(n, m, block)
+    else:
+        grid, block = launch_shape(stage, n, m, ENGINE_TILE)
+    kernel = STAGES[stage](ENGINE_TILE)
+    for index in np.ndindex(*batch):
+        if n and m:
+            kernel[grid, block](kernel_view(a[index]), kernel_view(b[index]), kernel_view(c[index]))
+    return c

@@ -1,12 +1,21 @@
-"""Register the CUDA kernels as the ``"cuda"`` implementations of registry primitives.
+"""The ``"cuda"`` device: tensors that live in device memory, and a kernel for each primitive.
 
-Imported by ``Tensor.to("cuda")``. Every elementwise primitive gets a kernel generated from its
-scalar template; matmul, sum and softmax their hand-written kernels (named by the primitive
-objects, so no name can be misspelled). Operands are host arrays: each call copies its inputs to
-the device and the result back, so the copies are part of every op's time (keeping tensors
-resident on the GPU is the next step). Float32 only (bool for a condition); other dtypes and
-layouts go to the numpy reference. Under the simulator the matmul tile is 8 (64 threads a block)
-instead of 16, to keep it quick.
+Imported by ``Tensor.to("cuda")``. A ``cuda`` Tensor holds a
+:class:`~mlsys.kernels.cuda.memory.DeviceArray`; every primitive applied to it runs a kernel on
+device arrays and leaves its result on the device. Data crosses the bus only when a program
+asks for values (``.to("cpu")``, ``.numpy()``, ``.item()``, printing) or hands the device host
+data (``.to("cuda")``, a CPU tensor with dimensions as an operand), and every crossing is
+counted (:func:`~mlsys.kernels.cuda.memory.transfers`). CPU numbers and 0-d constants are
+passed to kernels as arguments, not copied.
+
+What runs, by the registry's own flags: every elementwise primitive a kernel generated from its
+scalar template; every reduction with an accumulator a generated reduction over any axes; views
+(``Primitive.view``) a view of the same device memory; matmul (batched), softmax, log_softmax,
+the losses, indexing, im2col and the rest their kernels in :mod:`.nn`, :mod:`.indexing` and
+:mod:`.matmul`. A kernel returns ``NotImplemented`` for what it does not take (matmul in float64,
+an index array inside a ``getitem``, ``binary_cross_entropy``'s host-side check of its input):
+the engine then runs the numpy reference on downloaded copies and uploads the result, noted once
+per primitive, and counted like every transfer.
 """
 
 from __future__ import annotations
@@ -18,54 +27,208 @@ import numpy as np
 from ...ops import linalg
 from ...ops import nn as nn_ops
 from ...ops import reduce as reduce_ops
-from ...ops.registry import PRIMITIVES, Primitive
-from ..layout import register_views
-from . import elementwise, matmul, reduce
-from .runtime import SIMULATOR
+from ...ops import shape as shape_ops
+from ...ops._rules import result_dtype
+from ...ops.registry import PRIMITIVES, Primitive, Spec
+from ...ops.shape import _summed_axes
+from ...tensor import Backend, register_backend
+from . import indexing, loops, matmul, nn
+from .memory import DeviceArray, download, empty, upload
 
 DEVICE = "cuda"
-TILE = 8 if SIMULATOR else 16
 
 
-def _float32(*arrays: np.ndarray) -> bool:
-    return all(a.dtype == np.float32 for a in arrays)
+def _on_device(x: Any) -> DeviceArray:
+    """A device array for an operand: a host 0-d value becomes a one-element fill (no transfer)."""
+    if isinstance(x, DeviceArray):
+        return x
+    array = np.asarray(x)
+    if array.ndim:
+        return upload(array)
+    return loops.fill(empty((), array.dtype), array[()])
 
 
-def _map(prim: Primitive) -> Any:
-    def impl(*arrays: np.ndarray, **params: Any) -> Any:
-        if not _float32(*(a for a in arrays if a.dtype != np.bool_)) or all(
-                a.dtype == np.bool_ for a in arrays):
+def full(shape: tuple[int, ...], value: Any, dtype: Any) -> DeviceArray:
+    """A new device array holding ``value`` everywhere (the value travels with the launch)."""
+    return loops.fill(empty(shape, dtype), value)
+
+
+def operand(x: Any) -> Any:
+    """How a host array enters a cuda operation: 0-d stays a scalar argument, others upload."""
+    return x if isinstance(x, DeviceArray) or np.ndim(x) == 0 else upload(x)
+
+
+def _spec(prim: Primitive, arrays: tuple, params: dict[str, Any]) -> Spec:
+    return prim.shape(*[Spec(tuple(np.shape(a)), a.dtype if isinstance(a, DeviceArray)
+                             else np.asarray(a).dtype) for a in arrays], **params)
+
+
+def _elementwise(prim: Primitive) -> Any:
+    def impl(*arrays: Any, **params: Any) -> Any:
+        if any(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in arrays):
             return NotImplemented
-        return elementwise.apply(prim, *arrays, **params)
+        return loops.elementwise(prim, arrays, params, _spec(prim, arrays, params).dtype)
+
+    return impl
+
+
+def _reduction(prim: Primitive) -> Any:
+    def impl(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
+        x = _on_device(x)
+        return loops.reduction(prim, x, axis, keepdims, _spec(prim, (x,), {"axis": axis,
+                                                                           "keepdims": keepdims}).dtype)
+
+    return impl
+
+
+def _view(prim: Primitive) -> Any:
+    """A view primitive's numpy forward, run on the device array's own view methods."""
+    def impl(x: Any, **params: Any) -> Any:
+        if prim is shape_ops.getitem and not indexing.basic(params["index"].key):
+            return NotImplemented
+        return prim.forward(_on_device(x), **params)
 
     return impl
 
 
 @linalg.matmul.implement(DEVICE)
-def _matmul(a: np.ndarray, b: np.ndarray) -> Any:
-    if a.ndim != 2 or b.ndim != 2 or not _float32(a, b):
+def _matmul(a: Any, b: Any) -> Any:
+    if a.dtype != np.float32 or b.dtype != np.float32:
         return NotImplemented
-    return matmul.matmul(a, b, "tiled", TILE)
+    a, b = _on_device(a), _on_device(b)
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return matmul.matmul_into(empty(batch + (a.shape[-2], b.shape[-1]), np.float32), a, b)
 
 
-@reduce_ops.sum.implement(DEVICE)
-def _sum(x: np.ndarray, *, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
-    if axis not in (None, tuple(range(x.ndim))) or not _float32(x) or x.size == 0:
+@shape_ops.sum_to.implement(DEVICE)
+def _sum_to(x: Any, *, shape: tuple[int, ...]) -> Any:
+    x = _on_device(x)
+    axes = _summed_axes(x.shape, tuple(shape))
+    if not axes:
+        return x
+    return loops.reduction(reduce_ops.sum, x, axes, len(shape) == x.ndim, x.dtype).reshape(shape)
+
+
+def _rows(log: bool) -> Any:
+    def impl(x: Any, *, axis: int) -> Any:
+        x = _on_device(x)
+        if x.dtype not in (np.float32, np.float64):
+            return NotImplemented
+        return nn.softmax(x, axis, log)
+
+    return impl
+
+
+nn_ops.softmax.implement(DEVICE)(_rows(False))
+nn_ops.log_softmax.implement(DEVICE)(_rows(True))
+
+
+@nn_ops.nll_loss.implement(DEVICE)
+def _nll_loss(logp: Any, target: Any, *, reduction: str) -> Any:
+    return nn.nll_loss(_on_device(logp), _on_device(target), reduction)
+
+
+@nn_ops.nll_loss_grad.implement(DEVICE)
+def _nll_loss_grad(g: Any, target: Any, *, classes: int, reduction: str) -> Any:
+    return nn.nll_loss_grad(_on_device(g), _on_device(target), classes, reduction)
+
+
+@nn_ops.one_hot.implement(DEVICE)
+def _one_hot(idx: Any, *, num_classes: int, dtype: Any) -> Any:
+    return nn.one_hot(_on_device(idx), num_classes, np.dtype(dtype))
+
+
+@nn_ops.unfold2d.implement(DEVICE)
+def _unfold2d(x: Any, **params: Any) -> Any:
+    return nn.unfold2d(_on_device(x), **params)
+
+
+@nn_ops.fold2d.implement(DEVICE)
+def _fold2d(cols: Any, **params: Any) -> Any:
+    return nn.fold2d(_on_device(cols), **params)
+
+
+@reduce_ops.argmax.implement(DEVICE)
+def _argmax(x: Any, *, axis: Any, keepdims: bool) -> Any:
+    return nn.arg_extremum(_on_device(x), axis, keepdims, smallest=False)
+
+
+@reduce_ops.argmin.implement(DEVICE)
+def _argmin(x: Any, *, axis: Any, keepdims: bool) -> Any:
+    return nn.arg_extremum(_on_device(x), axis, keepdims, smallest=True)
+
+
+@reduce_ops.cumsum.implement(DEVICE)
+def _cumsum(x: Any, *, axis: int) -> Any:
+    x = _on_device(x)
+    return nn.cumsum(x, axis, _spec(reduce_ops.cumsum, (x,), {"axis": axis}).dtype)
+
+
+@reduce_ops.argsort.implement(DEVICE)
+def _argsort(x: Any, *, axis: int, descending: bool) -> Any:
+    return nn.argsort(_on_device(x), axis, descending)
+
+
+@shape_ops.take.implement(DEVICE)
+def _take(x: Any, idx: Any, *, axis: int) -> Any:
+    return indexing.take(_on_device(x), _on_device(idx), axis)
+
+
+@shape_ops.put_add.implement(DEVICE)
+def _put_add(g: Any, idx: Any, *, axis: int, size: int) -> Any:
+    return indexing.put_add(_on_device(g), _on_device(idx), axis, size)
+
+
+@shape_ops.gather.implement(DEVICE)
+def _gather(x: Any, idx: Any, *, axis: int) -> Any:
+    return indexing.gather(_on_device(x), _on_device(idx), axis)
+
+
+@shape_ops.put_along_add.implement(DEVICE)
+def _put_along_add(g: Any, idx: Any, *, axis: int, shape: tuple[int, ...]) -> Any:
+    return indexing.put_along_add(_on_device(g), _on_device(idx), axis, tuple(shape))
+
+
+@shape_ops.concatenate.implement(DEVICE)
+def _concatenate(*xs: Any, axis: int) -> Any:
+    xs = [_on_device(x) for x in xs]
+    return indexing.concatenate(xs, axis, result_dtype(*[Spec(x.shape, x.dtype) for x in xs]))
+
+
+@shape_ops.pad.implement(DEVICE)
+def _pad(x: Any, *, widths: tuple, value: float) -> Any:
+    return indexing.pad(_on_device(x), widths, value)
+
+
+@shape_ops.setitem.implement(DEVICE)
+def _setitem(x: Any, v: Any, *, index: shape_ops.Index) -> Any:
+    if not indexing.basic(index.key):
         return NotImplemented
-    total = np.asarray(reduce.total(x), np.float32)
-    return total.reshape((1,) * x.ndim) if keepdims else total
+    return indexing.setitem(_on_device(x), loops.as_operand(v) if np.ndim(v) == 0 else _on_device(v),
+                            index.key)
 
 
-@nn_ops.softmax.implement(DEVICE)
-def _softmax(x: np.ndarray, *, axis: int) -> Any:
-    if axis != x.ndim - 1 or not _float32(x):
+@shape_ops.scatter_add.implement(DEVICE)
+def _scatter_add(g: Any, *, index: shape_ops.Index, shape: tuple[int, ...]) -> Any:
+    if not indexing.basic(index.key):
         return NotImplemented
-    if x.size == 0:
-        return x.copy()
-    return reduce.softmax(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+    return indexing.scatter_add(_on_device(g), index.key, tuple(shape))
+
+
+def _graph_executable(graph: Any) -> Any:
+    from ...graph.executor_cuda import CudaExecutable
+
+    return CudaExecutable(graph)
 
 
 for _prim in PRIMITIVES.values():
     if _prim.elementwise:
-        _prim.impls[DEVICE] = _map(_prim)
-register_views(DEVICE)
+        _prim.impls[DEVICE] = _elementwise(_prim)
+    elif _prim.reduction is not None:
+        _prim.impls[DEVICE] = _reduction(_prim)
+    elif _prim.view:
+        _prim.impls[DEVICE] = _view(_prim)
+
+register_backend(DEVICE, Backend(
+    array_type=DeviceArray, upload=upload, download=download, full=full, operand=operand,
+    copy_into=loops.copy_into, executable=_graph_executable))

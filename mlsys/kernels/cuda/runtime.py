@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numba.core.config
 import numpy as np
 
-__all__ = ["cuda", "SIMULATOR", "WARP", "gpu_present", "to_device", "launch_1d", "grid_2d"]
+__all__ = ["cuda", "SIMULATOR", "WARP", "gpu_present", "to_device", "launch_1d", "grid_2d",
+           "stride_launch", "SIMULATOR_THREADS"]
 
 
 def gpu_present() -> bool:
@@ -49,6 +50,9 @@ if SIMULATOR:
     _install_warp_shuffles()
 
 WARP = 32
+# Grid-stride kernels get one warp in the simulator: it starts a Python thread per CUDA thread,
+# so fewer threads each looping over more elements run the same kernel far sooner.
+SIMULATOR_THREADS = WARP
 
 
 def to_device(*arrays: np.ndarray) -> list:
@@ -68,3 +72,21 @@ def launch_1d(size: int, block: int) -> tuple[int, int]:
 def grid_2d(rows: int, cols: int, block: Sequence[int]) -> tuple[int, int]:
     """Blocks along (x = columns, y = rows) for a ``block`` of (x, y) threads each owning one cell."""
     return -(-cols // block[0]), -(-rows // block[1])
+
+
+def stride_launch(size: int, threads: int = 256) -> tuple[int, int]:
+    """``(blocks, threads)`` for a grid-stride kernel over ``size`` items: on a GPU enough blocks
+    to cover them (at most 32 per multiprocessor; the loop covers the rest), in the simulator
+    one warp."""
+    if SIMULATOR:
+        return 1, min(SIMULATOR_THREADS, max(1, size))
+    return max(1, min(-(-size // threads), 32 * _multiprocessors())), threads
+
+
+_SMS: list[int] = []
+
+
+def _multiprocessors() -> int:
+    if not _SMS:
+        _SMS.append(int(cuda.get_current_device().MULTIPROCESSOR_COUNT))
+    return _SMS[0]

@@ -61,8 +61,7 @@ class ElasticJob:
 
     def goodput(self) -> float:
         """Steps-at-the-smallest-batch per second at the current placement and batch size."""
-        return fixed_goodput(self.app, self.placement, self.current_batch,
-                             self.app.grad_stats(self.current_batch, self.epoch))
+        return fixed_goodput(self.app, self.placement, self.current_batch, self.grad())
 
     def reallocate(self, nodes: tuple[int, ...], now: float, restart: float) -> None:
         """Move to ``nodes`` (one entry per replica; empty: stop). A change costs ``restart``."""

@@ -101,9 +101,10 @@ def type_blind_shares(scale: np.ndarray, counts: np.ndarray) -> np.ndarray:
 class FinishTimeFairness:
     """Gavel's finish-time fairness; ``aware=False`` sees every type at the reference type's speed."""
 
-    def __init__(self, aware: bool = True, reference: int = -1, tolerance: float = 1e-3) -> None:
+    def __init__(self, aware: bool = True, reference: int = -1, tolerance: float = 1e-2) -> None:
         self.aware, self.reference, self.tolerance = bool(aware), reference, tolerance
         self.name = "finish-time fairness" + ("" if aware else " (agnostic)")
+        self._last = None  # the optimum of the previous call: the next one is usually close
 
     def allocate(self, rates: np.ndarray, scale: np.ndarray, counts: np.ndarray, *,
                  remaining: np.ndarray, age: np.ndarray, isolated_time: np.ndarray) -> np.ndarray:
@@ -115,9 +116,15 @@ class FinishTimeFairness:
         a_ub = sp.vstack([a_cap, -_per_job(jobs, types, seen.ravel())]).tocsr()
 
         def feasible(rho: float) -> np.ndarray | None:
+            """An allocation meeting every ``rho_j <= rho``, the rest of the cluster used too."""
             slack = rho * ideal - age
             if (slack <= 0).any():
                 return None
+            if not self.aware:  # every type alike: the time each job needs, closed form
+                need = remaining / (seen[:, 0] * slack)
+                if (need > 1).any() or scale @ need > counts.sum():
+                    return None
+                return (_fill(need, scale, counts.sum())[:, None] * (counts / counts.sum())).ravel()
             result = linprog(-seen.ravel(), A_ub=a_ub,
                              b_ub=np.concatenate([b_cap, -remaining / slack]), bounds=(0, None),
                              method="highs")
@@ -129,6 +136,13 @@ class FinishTimeFairness:
         while best is None:                                  # isolated shares are feasible; guard
             high *= 2
             best = feasible(high)
+        if self._last is not None and low < self._last < high:  # bracket around the last optimum
+            near = self._last * (1 + self.tolerance)
+            if near < high and (x := feasible(near)) is not None:
+                high, best = near, x
+                below = self._last / (1 + self.tolerance)
+                if below > low and feasible(below) is None:
+                    low = below
         while high - low > self.tolerance * high:
             mid = (low + high) / 2
             x = feasible(mid)
@@ -136,4 +150,19 @@ class FinishTimeFairness:
                 low = mid
             else:
                 high, best = mid, x
+        self._last = high
         return best.reshape(jobs, types)
+
+
+def _fill(need: np.ndarray, scale: np.ndarray, gpus: float) -> np.ndarray:
+    """``need`` time fractions scaled up by one common factor (each capped at 1) until the jobs
+    use all ``gpus`` or all run all the time: what a type-blind scheduler does with spare GPUs."""
+    if scale @ np.minimum(1.0, need * 1e12) <= gpus:
+        return np.where(need > 0, 1.0, 0.0)
+    low, high = 1.0, 2.0
+    while scale @ np.minimum(1.0, need * high) < gpus:
+        high *= 2
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if scale @ np.minimum(1.0, need * mid) < gpus else (low, mid)
+    return np.minimum(1.0, need * low)

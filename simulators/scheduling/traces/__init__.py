@@ -18,7 +18,7 @@ from .gavel import load_throughputs, read_gavel
 from .helios import read_helios
 from .philly import read_philly
 from .synthetic import PHILLY_SHAPE, synthetic_trace
-from .tiresias import read_service_samples, read_tiresias, read_tiresias_cluster
+from .tiresias import read_published_results, read_service_samples, read_tiresias, read_tiresias_cluster
 
 FORMATS = ("tiresias", "gavel", "philly", "helios", "pai")
 
@@ -67,5 +67,5 @@ def _guess(path: Path) -> str:
 
 
 __all__ = ["FORMATS", "PHILLY_SHAPE", "TraceError", "load_throughputs", "read_gavel", "read_helios",
-           "read_pai", "read_philly", "read_service_samples", "read_tiresias", "read_tiresias_cluster",
-           "read_trace", "synthetic_trace"]
+           "read_pai", "read_philly", "read_published_results", "read_service_samples", "read_tiresias",
+           "read_tiresias_cluster", "read_trace", "synthetic_trace"]

@@ -3,6 +3,7 @@
 Jobs: ``job_id,num_gpu,submit_time,iterations,model_name,duration,interval`` (seconds).
 Clusters: ``num_switch,num_node_p_switch,num_gpu_p_node,num_cpu_p_node,mem_p_node``.
 Service samples (``yarn-gput*.csv``, for the Gittins index): one column ``duration`` (GPU-seconds).
+Published results (``60_job_tiresias_sim.csv``): that simulator's per-job outcomes, see its SOURCE.
 """
 
 from __future__ import annotations
@@ -62,3 +63,22 @@ def read_service_samples(path: str | Path) -> np.ndarray:
     if not values:
         raise TraceError(f"{path}: no service samples")
     return np.array(values)
+
+
+Runs = dict[tuple[str, str, tuple[float, ...]], dict[str, tuple[float, int]]]
+
+
+def read_published_results(path: str | Path) -> Runs:
+    """Tiresias's simulator's per-job results: ``(cluster spec, schedule, queue thresholds) ->
+    {job id: (end time, preemptions)}`` (thresholds empty for schedules without queues)."""
+    path, rows = open_csv(path, ("cluster_spec", "schedule", "queue_limit", "job_id", "end_time",
+                                 "preempt"))
+    runs: Runs = {}
+    for line, row in rows:
+        try:
+            limits = tuple(float(x) for x in row["queue_limit"].split(";") if x)
+            end, preempt = number(row, "end_time"), number(row, "preempt", integer=True)
+        except (TraceError, ValueError) as error:
+            raise TraceError(f"{path}, line {line}: {error}") from None
+        runs.setdefault((row["cluster_spec"], row["schedule"], limits), {})[row["job_id"]] = (end, preempt)
+    return runs

@@ -17,16 +17,16 @@ the textbook index.
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 import pytest
 
-from simulators.data import open_text, read_text
+from simulators.data import read_text
 from simulators.scheduling import ClusterSpec, Policy, make_policy, read_trace, simulate
 from simulators.scheduling.policies.gittins import Gittins
 from simulators.scheduling.policies.las import LAS
+from simulators.scheduling.traces import read_published_results
 
 CLUSTERS = {"n2g4.csv": 2, "n3g4.csv": 3, "n4g4.csv": 4}  # nodes of 4 GPUs, one switch
 LOW = (300.0, 1200.0)        # thresholds at which jobs of this trace get demoted
@@ -39,16 +39,11 @@ def trace(trace_file):
 
 
 @pytest.fixture(scope="module")
-def published(trace_file):
+def published(trace, trace_file):
     """``(cluster, schedule, thresholds) -> (end times, preemptions)`` in job order."""
-    runs: dict[tuple, dict[int, tuple[float, int]]] = {}
-    with open_text(trace_file("tiresias/60_job_tiresias_sim.csv")) as handle:
-        for row in csv.DictReader(handle):
-            limits = tuple(float(x) for x in row["queue_limit"].split(";") if x)
-            runs.setdefault((row["cluster_spec"], row["schedule"], limits), {})[int(row["job_id"])] = (
-                float(row["end_time"]), int(row["preempt"]))
-    return {k: (np.array([v[i][0] for i in sorted(v)]), np.array([v[i][1] for i in sorted(v)]))
-            for k, v in runs.items()}
+    runs = read_published_results(trace_file("tiresias/60_job_tiresias_sim.csv"))
+    return {key: (np.array([jobs[j.id][0] for j in trace]), np.array([jobs[j.id][1] for j in trace]))
+            for key, jobs in runs.items()}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from mlsys.serve.loadgen import poisson_arrivals
-from mlsys.serve.policy import MaxSizeMaxWait, NoBatching
+from mlsys.serve.policy import BatchPolicy, MaxSizeMaxWait, NoBatching, dispatch, wait
 from simulators.serving import (
     Affine,
     Autoscaler,
@@ -93,6 +93,23 @@ def test_batches_fill_or_leave_at_the_deadline() -> None:
     trace = result.to_recorder().to_chrome_trace()
     assert [e["name"] for e in trace["traceEvents"] if e["ph"] == "X"] == ["batch of 4", "batch of 1",
                                                                           "batch of 1"]
+
+
+def test_a_wait_shorter_than_the_clock_resolution_still_moves_time_on() -> None:
+    class Hesitant(BatchPolicy):  # waits too short to move a float clock at 1 s, twice
+        max_batch_size = 4
+
+        def __init__(self) -> None:
+            self.asked: list[float] = []
+
+        def decide(self, state):
+            self.asked.append(state.now)
+            assert len(self.asked) < 100, "asked again and again at one instant"
+            return wait(1e-18) if len(set(self.asked)) < 3 else dispatch(len(state.arrivals))
+
+    policy = Hesitant()
+    result = simulate(np.array([1.0]), policy, Deterministic(1e-3))
+    assert len(policy.asked) == 3 and result.dispatch[0] - 1.0 == pytest.approx(2e-9)
 
 
 def test_batches_grow_while_replicas_are_busy_and_pay_off_in_throughput() -> None:
