@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .ops import nn as NN
-from .tensor import DEFAULT_DTYPE, Tensor
+from .tensor import DEFAULT_DTYPE, Tensor, filled
 
 
 def _shape(size: tuple) -> tuple[int, ...]:
@@ -20,31 +20,34 @@ def _shape(size: tuple) -> tuple[int, ...]:
     return tuple(int(n) for n in size)
 
 
-def zeros(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape(size), dtype=dtype), requires_grad=requires_grad)
+def zeros(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False,
+          device: str = "cpu") -> Tensor:
+    return _filled(_shape(size), 0, dtype, device, requires_grad)
 
 
-def ones(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape(size), dtype=dtype), requires_grad=requires_grad)
+def ones(*size: int | Sequence[int], dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False,
+         device: str = "cpu") -> Tensor:
+    return _filled(_shape(size), 1, dtype, device, requires_grad)
 
 
 def full(size: Sequence[int], fill_value: float, dtype: Any = DEFAULT_DTYPE,
-         requires_grad: bool = False) -> Tensor:
-    return Tensor(np.full(_shape((size,)), fill_value, dtype=dtype), requires_grad=requires_grad)
+         requires_grad: bool = False, device: str = "cpu") -> Tensor:
+    return _filled(_shape((size,)), fill_value, dtype, device, requires_grad)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return _like(t, np.zeros_like(t._data), requires_grad)
+    return _filled(t.shape, 0, t.dtype, t.device, requires_grad)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return _like(t, np.ones_like(t._data), requires_grad)
+    return _filled(t.shape, 1, t.dtype, t.device, requires_grad)
 
 
-def _like(t: Tensor, data: np.ndarray, requires_grad: bool) -> Tensor:
-    out = Tensor(data, requires_grad=requires_grad)
-    out.device = t.device
-    return out
+def _filled(shape: tuple[int, ...], value: float, dtype: Any, device: str,
+            requires_grad: bool) -> Tensor:
+    """Made on ``device`` (a device with its own memory fills it there: no transfer)."""
+    out = filled(shape, value, dtype, device)
+    return out.requires_grad_(True) if requires_grad else out
 
 
 def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:

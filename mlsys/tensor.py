@@ -38,7 +38,7 @@ from .ops.registry import Primitive, Spec, set_dispatcher
 from .versions import CLOCK, TrackedArray, bump, new_counter
 
 __all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer", "notify", "assign",
-           "ValuesIndices", "Backend", "register_backend", "backend_of", "move_"]
+           "ValuesIndices", "Backend", "register_backend", "backend_of", "move_", "filled"]
 
 DEFAULT_DTYPE = DEFAULT_FLOAT
 
@@ -282,6 +282,22 @@ def _data_on(device: str, t: Tensor) -> Any:
         return t._data
     data = t._data if source is None else source.download(t._data)
     return data if target is None else target.upload(data)
+
+
+def filled(shape: Sequence[int], value: Any, dtype: Any, device: str = "cpu") -> Tensor:
+    """A new tensor holding ``value`` everywhere, made on ``device`` (on a device with its own
+    memory by a fill kernel: nothing crosses the bus)."""
+    _check_device(device)
+    backend = _RESIDENT.get(device)
+    shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+    data = np.full(shape, value, dtype) if backend is None else backend.full(shape, value, dtype)
+    return _made(data, device) if backend is None else _announce(_wrap(data, device))
+
+
+def _announce(t: Tensor) -> Tensor:
+    if _observers:
+        notify("created", t, None)
+    return t
 
 
 def _copy_into(target: Tensor, value: Tensor) -> None:

@@ -7,9 +7,10 @@
 * :mod:`mlsys.kernels.traffic` — global/shared memory traffic of a CUDA kernel, counted in the
   simulator; :mod:`mlsys.kernels.roofline` — measured peaks, the GPU catalog and the plot.
 
-A Tensor's device selects which implementation of each primitive runs (``Tensor.to(device)``);
-its data stays a host numpy array on every device, so everything that reads ``.data`` keeps working
-and a primitive without a kernel falls back to the numpy reference (noted once).
+A Tensor's device selects which implementation of each primitive runs (``Tensor.to(device)``).
+On ``"numba"`` its data stays a host numpy array; on ``"cuda"`` it lives in device memory
+(:mod:`mlsys.kernels.cuda.memory`: a caching allocator, counted transfers). A primitive without a
+kernel falls back to the numpy reference (noted once).
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..tensor import DEVICES, _check_device
+from ..tensor import DEVICES, _check_device, move_
 
 __all__ = ["DEVICES", "to_device"]
 
 
 def to_device(tensors: Any, device: str) -> Any:
-    """Move a module's parameters (or an iterable of leaf tensors) to ``device`` in place.
+    """Move a module's parameters and buffers (or an iterable of leaf tensors) to ``device`` in
+    place (the same Tensor objects, so an optimizer holding them follows).
 
-    The in-place counterpart of ``Tensor.to(device)`` for parameters that an optimizer holds.
-    Returns its argument.
+    The in-place counterpart of ``Tensor.to(device)``. Returns its argument.
     """
     _check_device(device)
     params: Iterable[Any] = tensors.parameters() if hasattr(tensors, "parameters") else tensors
     for p in params:
-        p.device = device
+        move_(p, device)
+    for b in tensors.buffers() if hasattr(tensors, "buffers") else ():
+        move_(b, device)
     return tensors

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..nn.module import zero_grads
-from ..tensor import Tensor, _observers, _wrap, assign, notify
+from ..tensor import Tensor, _observers, _wrap, assign, filled, notify
 from . import rules
 
 
@@ -182,7 +182,7 @@ class Adam(Optimizer):
         super().__init__(params, lr=lr, **hyper)
 
     def _init_state(self, p: Tensor) -> dict[str, Tensor]:
-        zeros = lambda shape: Tensor(np.zeros(shape, dtype=p.dtype))  # noqa: E731
+        zeros = lambda shape: filled(shape, 0, p.dtype, p.device)  # noqa: E731
         return {"step": zeros(()), "exp_avg": zeros(p.shape), "exp_avg_sq": zeros(p.shape)}
 
     def _update(self, p, grad, state, *, lr, betas, eps, weight_decay):

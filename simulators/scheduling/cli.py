@@ -108,6 +108,10 @@ def _policies(p: cliargs.ArgumentParser, args: argparse.Namespace) -> list:
         p.error(f"argument --policy: unknown policy {unknown[0]!r}; expected one of "
                 f"{', '.join(POLICIES)}")
     given = {key: getattr(args, key) for key in KNOBS if getattr(args, key) not in (None, False)}
+    thresholds = given.get("las_thresholds")
+    if thresholds and thresholds != sorted(set(thresholds)):
+        p.error(f"argument --las-thresholds: expected increasing GPU-seconds, got "
+                f"{','.join(f'{t:g}' for t in thresholds)}")
     for key in given:
         if not set(KNOBS[key][0]) & set(args.policy):
             p.error(f"argument --{key.replace('_', '-')}: only for the "

@@ -236,7 +236,7 @@ class Simulation:
             for entry in spared:
                 heapq.heappush(heap, entry)
             return True
-        for entry in spared:  # the placement needs their GPUs too (e.g. whole nodes)
+        for entry in reversed(spared):  # the placement needs their GPUs too (e.g. whole nodes)
             self.preempt(entry[2])
         return self.try_start(state)
 

@@ -3,8 +3,8 @@
 Every schedule (GPipe, 1F1B, interleaved 1F1B) at 2 and 4 stages trains the float64 GPT to the
 same loss and gradients as one process. Each device's activation sets alive at once equal the
 schedule's ``peak_in_flight`` and its bytes that many sets. With stages that sleep instead of
-computing (so the two cores' load from other processes cannot distort it) the measured bubble is
-the closed form ``(p - 1) / (v m + p - 1)``.
+computing (so load from other programs on the cores hardly distorts it) the measured bubble is the
+closed form ``(p - 1) / (v m + p - 1)`` to 0.03.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_pipeline_equals_one_process_and_holds_what_the_schedule_says(name: str,
     assert results[(p * v - 1) % p][0].loss == pytest.approx(loss, rel=1e-12)
 
 
-SECONDS = 0.01
+SECONDS = 0.03
 
 
 def _sleep(x, *, seconds):  # noqa: ANN001, ANN202
@@ -92,22 +92,24 @@ class Sleeper(Module):
         return apply(SLEEP, x, seconds=SECONDS)
 
 
-def _timed(group, name: str, m: int, v: int) -> tuple[float, float, float]:  # noqa: ANN001
+def _timed(group, name: str, m: int, v: int) -> list[tuple[float, float, float]]:  # noqa: ANN001
     layers = [Sleeper() for _ in range(group.world_size * v)]
     pipe = Pipeline(layers, group, name, m, v, loss_fn=lambda out, y: out.sum())
     x = mlsys.tensor(np.ones((m, 2)), requires_grad=True)  # so the first stage has a backward
     pipe.step(x, x)  # warm up
-    report = pipe.step(x, x)
-    return report.start, report.end, report.busy
+    return [(r.start, r.end, r.busy) for r in (pipe.step(x, x) for _ in range(3))]
 
 
 @pytest.mark.parametrize("name,p,m,v", [("1f1b", 2, 4, 1), ("gpipe", 4, 4, 1),
                                         ("interleaved", 2, 4, 2)])
 def test_measured_bubble_is_the_closed_form(name: str, p: int, m: int, v: int) -> None:
-    runs = launch(_timed, p, name, m, v)
-    makespan = max(end for _, end, _ in runs) - min(start for start, _, _ in runs)
-    bubble = 1 - sum(busy for *_, busy in runs) / (p * makespan)
-    assert bubble == pytest.approx(bubble_fraction(name, p, m, v), abs=0.04)
+    """The least bubble of three steps (the one other programs disturbed least)."""
+    steps = list(zip(*launch(_timed, p, name, m, v)))  # per step, every device's timing
+    bubbles = []
+    for runs in steps:
+        makespan = max(end for _, end, _ in runs) - min(start for start, _, _ in runs)
+        bubbles.append(1 - sum(busy for *_, busy in runs) / (p * makespan))
+    assert min(bubbles) == pytest.approx(bubble_fraction(name, p, m, v), abs=0.03)
 
 
 def _bad(group) -> str:  # noqa: ANN001

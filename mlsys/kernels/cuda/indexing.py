@@ -29,10 +29,10 @@ def basic(key: tuple) -> bool:
                for k in key)
 
 
-def _around(x: DeviceArray, axis: int, middle: int) -> DeviceArray:
-    """``x`` as (before, middle, after) around ``axis``."""
-    before = int(np.prod(x.shape[:axis], dtype=np.int64))
-    return x.reshape(before, middle, int(np.prod(x.shape[axis + 1:], dtype=np.int64)))
+def _around(x: DeviceArray, axis: int, ndim: int) -> DeviceArray:
+    """``x`` as (before, middle, after), the middle being its ``ndim`` dimensions from ``axis``."""
+    size = lambda dims: int(np.prod(dims, dtype=np.int64))  # noqa: E731
+    return x.reshape(size(x.shape[:axis]), size(x.shape[axis:axis + ndim]), size(x.shape[axis + ndim:]))
 
 
 def _out_of_range(name: str, axis: int, n: int) -> Callable[[int], str]:
@@ -52,8 +52,8 @@ def take(x: DeviceArray, idx: DeviceArray, axis: int) -> DeviceArray:
     n = x.shape[axis]
     check_indices(idx, -n, n, _out_of_range("take", axis, n))
     out = empty(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)
-    _launch(_take_kernel, out.size, kernel_view(_around(x, axis, n)),
-            kernel_view(idx.reshape(-1)), kernel_view(_around(out, axis, idx.size)))
+    _launch(_take_kernel, out.size, kernel_view(_around(x, axis, 1)),
+            kernel_view(idx.reshape(-1)), kernel_view(_around(out, axis, idx.ndim)))
     return out
 
 
@@ -69,8 +69,8 @@ def _put_add_kernel(g, idx, out):
 def put_add(g: DeviceArray, idx: DeviceArray, axis: int, size: int) -> DeviceArray:
     check_indices(idx, -size, size, _out_of_range("put_add", axis, size))
     out = fill(empty(g.shape[:axis] + (size,) + g.shape[axis + idx.ndim:], g.dtype), 0)
-    _launch(_put_add_kernel, g.size, kernel_view(_around(g, axis, idx.size)),
-            kernel_view(idx.reshape(-1)), kernel_view(_around(out, axis, size)))
+    _launch(_put_add_kernel, g.size, kernel_view(_around(g, axis, idx.ndim)),
+            kernel_view(idx.reshape(-1)), kernel_view(_around(out, axis, 1)))
     return out
 
 

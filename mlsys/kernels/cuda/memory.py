@@ -300,9 +300,12 @@ class DeviceArray:
     def _root(self) -> DeviceArray:
         return self if self.base is None else self.base
 
-    def _from_probe(self, probe: np.ndarray, like: np.ndarray, writeable: bool | None = None) -> DeviceArray:
+    def _from_probe(self, probe: np.ndarray, like: np.ndarray, writeable: bool | None = None,
+                    drop_last: bool = False) -> DeviceArray:
         moved = probe.__array_interface__["data"][0] - like.__array_interface__["data"][0]
-        return self._view(probe.shape, tuple(s // self.itemsize for s in probe.strides),
+        shape, strides = (probe.shape[:-1], probe.strides[:-1]) if drop_last else (probe.shape,
+                                                                                     probe.strides)
+        return self._view(shape, tuple(s // self.itemsize for s in strides),
                           self.offset + moved // self.itemsize, writeable)
 
     def reshape(self, *shape: Any) -> DeviceArray:
@@ -312,6 +315,8 @@ class DeviceArray:
         try:
             return self._from_probe(probe.reshape(shape, copy=False), probe)
         except ValueError:
+            if self.c_contiguous:  # the shape itself does not fit
+                raise
             return self.copy().reshape(shape)
 
     def transpose(self, axes: Sequence[int] | None = None) -> DeviceArray:
@@ -338,7 +343,9 @@ class DeviceArray:
                 raise IndexError(f"DeviceArray: only basic indexing (ints, slices, None, ...) makes "
                                  f"a view, got {type(k).__name__} in {key!r}")
         probe = _probe(self.dtype, self.shape, self.strides)
-        return self._from_probe(probe[key], probe)
+        # a trailing new axis keeps numpy from returning a scalar for a full integer index
+        tail = (None,) if any(k is Ellipsis for k in key) else (Ellipsis, None)
+        return self._from_probe(probe[key + tail], probe, drop_last=True)
 
     # -- copies (on the device) -------------------------------------------------------------------
     def copy(self) -> DeviceArray:

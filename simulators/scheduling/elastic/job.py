@@ -18,13 +18,15 @@ from .goodput import best_config, fixed_goodput, split_batch
 @dataclass(eq=False)
 class ElasticJob:
     """One job of a workload. ``batch_size`` fixed (Optimus, Tiresias) or ``None`` (Pollux
-    chooses); ``gpus`` the fixed GPU count a non-elastic scheduler gives it (Tiresias)."""
+    chooses); ``gpus`` the fixed GPU count a non-elastic scheduler gives it (Tiresias);
+    ``max_gpus`` a cap an elastic scheduler respects."""
 
     name: str
     app: Application
     arrival: float
     gpus: int | None = None
     batch_size: int | None = None
+    max_gpus: int | None = None
     placement: tuple[int, ...] = ()          # replicas per node it holds (empty: none)
     nodes: tuple[int, ...] = ()              # the node of each replica
     progress: float = 0.0                    # steps at the smallest batch size, done

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .goodput import MOST_GPUS, best_goodputs, packed
+from .goodput import MOST_GPUS, best_goodputs, fixed_goodput, packed
 from .job import ElasticJob
 
 RESTART = 30.0  # seconds of checkpoint-restore per reallocation (the artifact's)
@@ -51,18 +51,19 @@ class Pollux(ElasticPolicy):
     def limit(self, job: ElasticJob, gpus: int) -> int:
         """Most GPUs ``job`` may get: twice what it has run on, within what its batch allows."""
         app = job.app
-        if job.batch_size is not None:  # held at one batch size (ncf in the artifact)
-            return 1
-        cap = min(gpus, MOST_GPUS, app.max_batch_size // app.min_local_bsz)
+        cap = min(gpus, MOST_GPUS, job.max_gpus or MOST_GPUS,
+                  (job.batch_size or app.max_batch_size) // app.min_local_bsz)
         return min(cap, max(2 * job.most_replicas, 1))
 
     def speedups(self, job: ElasticJob, gpus: int, fair: int) -> np.ndarray:
         """Speedup on 0..limit GPUs (packed on the fewest nodes) relative to ``fair`` GPUs."""
-        grad, most = job.grad(), self.limit(job, gpus)
-        if job.batch_size is not None:  # held at one batch size (ncf): one GPU
-            return np.array([0.0, 1.0])
-        good = best_goodputs(job.app, max(most, min(fair, gpus)), grad)
-        return good[:most + 1] / (good[min(fair, gpus)] or good[1])
+        grad, most, fair = job.grad(), self.limit(job, gpus), min(fair, gpus)
+        if job.batch_size is None:
+            good = best_goodputs(job.app, max(most, fair), grad)
+        else:  # a batch size held fixed
+            good = np.array([0.0] + [fixed_goodput(job.app, packed(r), job.batch_size, grad)
+                                     for r in range(1, max(most, fair) + 1)])
+        return good[:most + 1] / (good[fair] or good[1])
 
     def allocate(self, jobs, gpus, now):
         fair = max(1, math.ceil(gpus / max(len(jobs), 1)))
@@ -125,8 +126,7 @@ class Optimus(ElasticPolicy):
 
     @staticmethod
     def limit(job: ElasticJob) -> int:
-        app = job.app
-        return 1 if app.name == "ncf" else job.batch_size // app.min_local_bsz
+        return min(job.max_gpus or MOST_GPUS, job.batch_size // job.app.min_local_bsz)
 
     def _gain(self, job: ElasticJob, r: int) -> float:
         if r + 1 > self.limit(job):

@@ -53,8 +53,9 @@ class ElasticResult:
 
 def read_workload(number: int, policy: ElasticPolicy) -> list[ElasticJob]:
     """Workload ``number`` (1-8) of the Pollux artifact, as ``policy`` receives it: Tiresias
-    gets each job's tuned GPUs and batch size, Optimus its batch size, Pollux neither (except
-    ``ncf``, held at batch 32,768 as in the artifact)."""
+    gets each job's tuned GPUs and batch size, Optimus its batch size, Pollux neither; ``ncf``
+    jobs stay on one GPU under both elastic policies (Pollux: at batch 32,768), as in the
+    artifact."""
     if number not in range(1, 9):
         raise ValueError(f"the Pollux artifact has workloads 1 to 8, got {number}")
     with open_text(data_path(f"traces/pollux_philly/workloads/workload-{number}.csv")) as handle:
@@ -64,9 +65,10 @@ def read_workload(number: int, policy: ElasticPolicy) -> list[ElasticJob]:
         app = load_application(row["application"])
         gpus = int(row["num_replicas"]) if policy.name == "tiresias" else None
         batch = int(row["batch_size"]) if policy.name in ("tiresias", "optimus") else None
-        if policy.name == "pollux" and app.name == "ncf":
-            batch = 32768
-        jobs.append(ElasticJob(row["name"], app, float(row["time"]), gpus, batch))
+        most = None
+        if app.name == "ncf" and policy.name != "tiresias":
+            batch, most = batch or 32768, 1
+        jobs.append(ElasticJob(row["name"], app, float(row["time"]), gpus, batch, most))
     return jobs
 
 

@@ -114,7 +114,7 @@ def test_cli_passes_the_policy_knobs_and_writes_per_job_results(tmp_path, capsys
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--policy", "fifo", "--las-thresholds", "10,20"], "--las-thresholds: only for the las and gittins"),
-    (["--policy", "las", "--las-thresholds", "20,10"], "thresholds must be finite, positive and increasing"),
+    (["--policy", "las", "--las-thresholds", "20,10"], "--las-thresholds: expected increasing"),
     (["--policy", "las", "--las-thresholds", "0,10"], "expected a finite number > 0"),
     (["--policy", "las", "--promote-knob", "nan"], "--promote-knob: expected a finite number > 0"),
     (["--policy", "srtf", "--strict-fifo"], "--strict-fifo: only for the fifo policy"),
