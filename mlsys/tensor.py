@@ -38,7 +38,8 @@ from .ops.registry import Primitive, Spec, set_dispatcher
 from .versions import CLOCK, TrackedArray, bump, new_counter
 
 __all__ = ["Tensor", "tensor", "apply", "add_observer", "remove_observer", "notify", "assign",
-           "ValuesIndices", "Backend", "register_backend", "backend_of", "move_", "filled"]
+           "ValuesIndices", "Backend", "register_backend", "backend_of", "move_", "filled",
+           "forward_on"]
 
 DEFAULT_DTYPE = DEFAULT_FLOAT
 
@@ -202,7 +203,7 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
     if device == "cpu":
         data = prim.forward(*[t._data for t in inputs], **params)
     else:
-        data = _forward_on(device, prim, [t._data for t in inputs], params)
+        data = forward_on(device, prim, [t._data for t in inputs], params)
     if type(data) is not np.ndarray and device not in _RESIDENT:  # numpy returns 0-d scalars
         data = np.asarray(data)
     if data.dtype != spec.dtype:
@@ -336,7 +337,7 @@ def _join_devices(prim: Primitive, a: str, b: str) -> str:
     return b
 
 
-def _forward_on(device: str, prim: Primitive, arrays: list, params: dict[str, Any]) -> Any:
+def forward_on(device: str, prim: Primitive, arrays: list, params: dict[str, Any]) -> Any:
     """Run ``prim`` with the ``device`` kernel, or the numpy reference (noted once) without one.
 
     A kernel returns ``NotImplemented`` for inputs it does not handle (a dtype, a layout). On a

@@ -23,7 +23,7 @@ from ..autograd import is_grad_enabled
 from ..ops.registry import Cost, Primitive, Spec
 from ..random import get_rng_state, set_rng_state
 from ..tensor import Node as TapeNode
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap, backend_of
 from .executor import Executable
 from .ir import Graph
 from .passes.manager import DEFAULT_PASSES, Pass, PassManager
@@ -96,7 +96,7 @@ class _Entry:
 
     def __init__(self, traced: Traced, graph: Graph) -> None:
         self.traced, self.graph = traced, graph
-        self.executable = Executable(graph)
+        self.executable: Any = None  # prepared on the first run, for where the inputs live
         self.reads = [_reader(s) for s in traced.sources]
         # tensors found outside (fixed objects, checked in one sweep) and gradients on entry
         fixed = [(s.state, meta) for s, meta in traced.tensor_guards if s.state is not None]
@@ -126,6 +126,8 @@ class _Entry:
 
     def run(self, args: list[Tensor]) -> Any:
         arrays = [read(args) for read in self.reads]
+        if self.executable is None:
+            self.executable = _executable(self.graph, arrays)
         guarded = bool(self.traced.value_guards)
         rng = get_rng_state() if guarded and self.impure else None
         try:
@@ -148,7 +150,7 @@ class _Entry:
             state, which may be edited in place later) a view."""
             root = a if a.base is None else a.base
             if id(root) in handed or (state and (a.base is not None or not a.flags.writeable)):
-                a = root = np.array(a, copy=True)
+                a = root = np.array(a, copy=True) if backend_of(a) is None else a.copy()
             handed.add(id(root))
             return a
 
@@ -162,9 +164,14 @@ class _Entry:
         return unflatten(self.traced.structure, iter(leaves))
 
 
-def _result(array: np.ndarray, device: str, requires_grad: bool) -> Tensor:
-    out = Tensor(array)
-    out.device = device
+def _executable(graph: Graph, arrays: list[Any]) -> Any:
+    """The executor for where the inputs live: numpy's, or that of the device holding them."""
+    backend = next((b for b in map(backend_of, arrays) if b is not None), None)
+    return Executable(graph) if backend is None else backend.executable(graph)
+
+
+def _result(array: Any, device: str, requires_grad: bool) -> Tensor:
+    out = _wrap(np.asarray(array) if backend_of(array) is None else array, device)
     if requires_grad:
         out.requires_grad = True
         out._node = TapeNode(_COMPILED, (), {})

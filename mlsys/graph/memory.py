@@ -134,8 +134,11 @@ def _peak(live: dict[Var, Storage], n_nodes: int) -> int:
     return max(_profile(live, n_nodes), default=0)
 
 
-def plan_memory(graph: Graph, inplace: bool = True) -> MemoryPlan:
-    """Assign every storage a buffer so that no two live storages share one (see module doc)."""
+def plan_memory(graph: Graph, inplace: bool = True, share_outputs: bool = True) -> MemoryPlan:
+    """Assign every storage a buffer so that no two live storages share one (see module doc).
+
+    ``share_outputs=False`` gives each storage that holds a graph output a buffer of its own: an
+    executor that keeps the other buffers from call to call hands those out to the caller."""
     live = storages(graph)
     roots = root_of(graph)
     group = {r: r for r in live}  # storage -> the storage whose memory it finally uses
@@ -150,17 +153,22 @@ def plan_memory(graph: Graph, inplace: bool = True) -> MemoryPlan:
         g = span.setdefault(group[r], [s.start, s.end])
         g[0], g[1] = min(g[0], s.start), max(g[1], s.end)
     merged = {g: Storage(g, a, b) for g, (a, b) in span.items()}
+    alone = set() if share_outputs else {group[roots[v]] for v in graph.outputs
+                                         if roots[v] is not None}
     sizes: list[int] = []
     holds: list[list[Storage]] = []
+    private: set[int] = set()  # buffers of outputs, when they are not shared
     buffer_of_group: dict[Var, int] = {}
     for s in sorted(merged.values(), key=lambda s: (-s.nbytes, s.start)):
-        fits = (b for b, held in enumerate(holds)
-                if all(s.end < t.start or t.end < s.start for t in held))
+        fits = (b for b, held in enumerate(holds) if s.root not in alone and b not in private
+                and all(s.end < t.start or t.end < s.start for t in held))
         b = next(fits, None)
         if b is None:
             sizes.append(s.nbytes)
             holds.append([])
             b = len(sizes) - 1
+            if s.root in alone:
+                private.add(b)
         holds[b].append(s)
         buffer_of_group[s.root] = b
     buffer_of = {r: buffer_of_group[group[r]] for r in live}

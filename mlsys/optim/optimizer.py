@@ -4,8 +4,8 @@ There is one update path: ``step()`` applies the rules of :mod:`mlsys.optim.rule
 parameters and state with :func:`mlsys.tensor.assign`. Traced (``mlsys.compile`` of a function
 that calls ``step()``), the rules run on Tensors, so the same operations become part of the graph
 and every compiled call repeats them. Run eagerly on the CPU, they run on the numpy arrays behind
-the Tensors — the same arithmetic in the same dtypes, without a Tensor and a shape check per
-intermediate value — and the results are stored the same way. State lives in Tensors that keep
+the Tensors (:class:`_Values`: the same primitives' forwards, so bitwise the same results, without
+a Tensor, a shape rule and a tape check per intermediate value), stored the same way. State lives in Tensors that keep
 their identity from step to step (a compiled step reads and writes them in place of Python
 numbers: Adam's step count is a Tensor, as in PyTorch's capturable Adam), and the
 hyperparameters and which state exists are guards of a compiled step (a new learning rate
@@ -21,8 +21,38 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..nn.module import zero_grads
+from ..ops import elementwise as E
 from ..tensor import Tensor, _observers, _wrap, assign, filled, notify
 from . import rules
+
+
+class _Values:
+    """The numpy array behind a Tensor with a Tensor's arithmetic and nothing else: each operator
+    calls its primitive's numpy forward, a number taking the array's dtype as in ``Tensor._lift``
+    (parameters are floating point), so results are bitwise those of the Tensor path."""
+
+    __slots__ = ("a",)
+
+    def __init__(self, a: Any) -> None:
+        self.a = a
+
+    def _operand(self, other: Any) -> Any:
+        return other.a if isinstance(other, _Values) else np.asarray(other, dtype=self.a.dtype)
+
+    def sqrt(self) -> _Values:
+        return _Values(E.sqrt.forward(self.a))
+
+
+def _operator(forward: Any, reflected: bool) -> Any:
+    if reflected:
+        return lambda self, other: _Values(forward(self._operand(other), self.a))
+    return lambda self, other: _Values(forward(self.a, self._operand(other)))
+
+
+for _name, _prim in (("add", E.add), ("sub", E.sub), ("mul", E.mul), ("truediv", E.div),
+                     ("pow", E.pow)):
+    setattr(_Values, f"__{_name}__", _operator(_prim.forward, reflected=False))
+    setattr(_Values, f"__r{_name}__", _operator(_prim.forward, reflected=True))
 
 
 class Optimizer:
@@ -70,11 +100,11 @@ class Optimizer:
                     state = self._state_of(p)
                     if traced or p.device != "cpu" or p.grad.device != "cpu":
                         new = self._update(p, p.grad, state, **hyper)
-                    else:  # the eager hot path: the rules on arrays, stored as Tensors
-                        arrays = {name: t._data for name, t in state.items()}
-                        new = {name: None if v is None else _wrap(np.asarray(v))
-                               for name, v in self._update(p._data, p.grad._data, arrays,
-                                                           **hyper).items()}
+                    else:  # the eager hot path: the rules on the arrays, stored as Tensors
+                        arrays = {name: _Values(t._data) for name, t in state.items()}
+                        new = {name: None if v is None else _wrap(np.asarray(v.a))
+                               for name, v in self._update(_Values(p._data), _Values(p.grad._data),
+                                                           arrays, **hyper).items()}
                     self._store(p, state, new)
 
     def _store(self, p: Tensor, state: dict[str, Tensor], new: dict[str, Tensor | None]) -> None:
@@ -101,7 +131,7 @@ class Optimizer:
 
     def _update(self, p: Any, grad: Any, state: dict[str, Any], **hyper: Any) -> dict[str, Any]:
         """The new parameter (``"param"``) and state values, from the update rules; the values
-        are all Tensors or all numpy arrays (the eager path)."""
+        are all Tensors, or all :class:`_Values` (the eager path)."""
         raise NotImplementedError
 
     def _trace_guard(self) -> tuple:

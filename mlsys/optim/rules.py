@@ -1,15 +1,23 @@
 """Update rules as pure functions of arrays.
 
-Written with arithmetic operators only. The optimizers apply them to Tensors, so that the same
-update runs eagerly and, traced, becomes part of a compiled step's graph; they run on numpy
-arrays too (``step`` may then be a Python number).
+Written with arithmetic operators (and a square root) only. The optimizers apply them to
+Tensors, so that the same update runs eagerly and, traced, becomes part of a compiled step's
+graph; they run on numpy arrays too (``step`` may then be a Python number).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 Array = Any  # numpy.ndarray or mlsys.Tensor
+
+
+def _sqrt(x: Array) -> Array:
+    """``x ** 0.5`` as a square root (correctly rounded and vectorizable, unlike ``pow``): the
+    ``sqrt`` primitive on a Tensor, numpy's on an array or a number."""
+    return x.sqrt() if hasattr(x, "sqrt") else np.sqrt(x)
 
 
 def sgd(param: Array, grad: Array, momentum_buffer: Array | None, *, lr: float,
@@ -41,5 +49,5 @@ def adam(param: Array, grad: Array, exp_avg: Array, exp_avg_sq: Array, step: int
     exp_avg = beta1 * exp_avg + (1.0 - beta1) * grad
     exp_avg_sq = beta2 * exp_avg_sq + (1.0 - beta2) * grad * grad
     bias1, bias2 = 1.0 - beta1**step, 1.0 - beta2**step
-    denom = (exp_avg_sq / bias2) ** 0.5 + eps
+    denom = _sqrt(exp_avg_sq / bias2) + eps
     return param - (lr / bias1) * exp_avg / denom, exp_avg, exp_avg_sq

@@ -2,6 +2,9 @@
 
 ``simulate(trace, ClusterSpec(...), "las")`` replays a trace under a policy and returns a
 :class:`Result` (per-job times, the GPU segment log, conservation checks, a Chrome trace).
+Two more simulators share the traces: :mod:`.elastic` (jobs whose GPUs and batch sizes change:
+Pollux, Optimus, Tiresias on the Pollux artifact's workloads) and :mod:`.hetero` (K80/P100/V100
+clusters under Gavel's heterogeneity-aware policies).
 """
 
 from .cluster import Cluster, ClusterSpec

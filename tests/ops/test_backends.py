@@ -4,7 +4,8 @@ The matrix minitorch and PyTorch's OpInfo tests keep: each primitive (one exampl
 from ``op_examples``) runs on the ``numba`` and ``cuda`` devices (CUDA under Numba's simulator
 when there is no GPU; the examples are tiny) and compiled by ``mlsys.compile``; its output must
 match ``Primitive.forward`` on numpy arrays and its input gradients must match the eager CPU
-ones. Every elementwise template is also compiled alone by the fused-kernel code generator.
+ones. Every elementwise template is also compiled alone by the fused-kernel code generators
+(Numba CPU and numba-cuda).
 Nothing here names a primitive: adding one to the registry adds it to every backend's row.
 """
 
@@ -18,6 +19,7 @@ from op_examples import EXAMPLES
 
 import mlsys
 from mlsys.graph.codegen import compile_fused
+from mlsys.graph.codegen_cuda import CudaFusedKernel
 from mlsys.graph.ir import Fused, Graph, Node, fresh
 from mlsys.kernels import to_device
 from mlsys.ops import PRIMITIVES, Spec
@@ -90,13 +92,15 @@ def test_device_matches_the_reference(name: str, device: str) -> None:
             np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("name", NAMES)
-def test_compiled_matches_the_reference(name: str) -> None:
-    """``mlsys.compile`` of the forward and its VJP, checked on the call that runs the graph."""
+def test_compiled_matches_the_reference(name: str, device: str) -> None:
+    """``mlsys.compile`` of the forward and its VJP, checked on the call that runs the graph
+    (on "cuda", the graph runs on device arrays with generated CUDA kernels)."""
     prim, (_, params) = PRIMITIVES[name], EXAMPLES[name]
-    inputs = _inputs(name)
+    inputs = _inputs(name, device)
     wrt = [x for x in inputs if x.requires_grad]
-    cotangent = mlsys.tensor(_cotangent(name))
+    cotangent = mlsys.tensor(_cotangent(name)).to(device)
 
     def forward_and_vjp(*xs):
         out = prim(*xs, **params)
@@ -107,8 +111,10 @@ def test_compiled_matches_the_reference(name: str) -> None:
         return (out, *(g for g in grads if g is not None))
 
     compiled = mlsys.compile(forward_and_vjp)
-    compiled(*inputs)  # traces (and runs eagerly)
-    results = compiled(*inputs)  # runs the optimized graph
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fallbacks to the reference are noted, and fine here
+        compiled(*inputs)  # traces (and runs eagerly)
+        results = compiled(*inputs)  # runs the optimized graph
     results = results if isinstance(results, tuple) else (results,)
     _compare(name, results[0].data, _reference(name))
     _, expected_grads = _run(name, "cpu")
@@ -118,15 +124,16 @@ def test_compiled_matches_the_reference(name: str) -> None:
         np.testing.assert_allclose(got.data, want, rtol=2e-5, atol=2e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("generator", [compile_fused, CudaFusedKernel])
 @pytest.mark.parametrize("name", sorted(n for n, p in PRIMITIVES.items() if p.elementwise))
-def test_every_template_compiles_as_a_fused_kernel(name: str) -> None:
+def test_every_template_compiles_as_a_fused_kernel(name: str, generator) -> None:
     arrays, params = EXAMPLES[name]
     ins = [fresh(Spec.of(x)) for x in arrays]
     spec = PRIMITIVES[name].shape(*(v.spec for v in ins), **params)
     out = fresh(Spec(np.broadcast_shapes(*(x.shape for x in arrays)), spec.dtype))
     body = Graph(tuple(ins), (Node(name, tuple(ins), params, out),), (out,))
-    kernel = compile_fused(Fused(body))
-    _compare(name, kernel(*arrays), _reference(name))
+    kernel = generator(Fused(body))
+    _compare(name, np.asarray(kernel(*arrays)), _reference(name))
 
 
 def test_maximum_and_max_keep_nan_on_every_device() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .loops import copy_into, fill
 from .memory import DeviceArray, empty, kernel_view
-from .nn import _launch, _restore, check_indices, rows_of
+from .nn import check_indices, grid_stride, restore_rows, rows_of
 from .runtime import cuda
 
 __all__ = ["take", "put_add", "gather", "put_along_add", "basic", "concatenate", "pad", "setitem",
@@ -52,7 +52,7 @@ def take(x: DeviceArray, idx: DeviceArray, axis: int) -> DeviceArray:
     n = x.shape[axis]
     check_indices(idx, -n, n, _out_of_range("take", axis, n))
     out = empty(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)
-    _launch(_take_kernel, out.size, kernel_view(_around(x, axis, 1)),
+    grid_stride(_take_kernel, out.size, kernel_view(_around(x, axis, 1)),
             kernel_view(idx.reshape(-1)), kernel_view(_around(out, axis, idx.ndim)))
     return out
 
@@ -69,7 +69,7 @@ def _put_add_kernel(g, idx, out):
 def put_add(g: DeviceArray, idx: DeviceArray, axis: int, size: int) -> DeviceArray:
     check_indices(idx, -size, size, _out_of_range("put_add", axis, size))
     out = fill(empty(g.shape[:axis] + (size,) + g.shape[axis + idx.ndim:], g.dtype), 0)
-    _launch(_put_add_kernel, g.size, kernel_view(_around(g, axis, idx.ndim)),
+    grid_stride(_put_add_kernel, g.size, kernel_view(_around(g, axis, idx.ndim)),
             kernel_view(idx.reshape(-1)), kernel_view(_around(out, axis, 1)))
     return out
 
@@ -92,8 +92,8 @@ def gather(x: DeviceArray, idx: DeviceArray, axis: int) -> DeviceArray:
     check_indices(idx, 0, n, _out_of_range("gather", axis, n))
     rows, index = rows_of(_fit(x, idx, axis), axis), rows_of(idx, axis)
     out = empty(index.shape, x.dtype)
-    _launch(_gather_kernel, out.size, kernel_view(rows), kernel_view(index), kernel_view(out))
-    return _restore(out, idx, axis)
+    grid_stride(_gather_kernel, out.size, kernel_view(rows), kernel_view(index), kernel_view(out))
+    return restore_rows(out, idx, axis)
 
 
 @cuda.jit
@@ -110,9 +110,9 @@ def put_along_add(g: DeviceArray, idx: DeviceArray, axis: int, shape: tuple[int,
     out = fill(empty(shape, g.dtype), 0)
     region = _fit(out, idx, axis)  # the part of the result the indices can reach
     sums = fill(empty(rows_of(region, axis).shape, g.dtype), 0)
-    _launch(_put_along_kernel, idx.size, kernel_view(rows_of(g, axis)), kernel_view(rows_of(idx, axis)),
+    grid_stride(_put_along_kernel, idx.size, kernel_view(rows_of(g, axis)), kernel_view(rows_of(idx, axis)),
             kernel_view(sums))
-    copy_into(region, _restore(sums, region, axis))
+    copy_into(region, restore_rows(sums, region, axis))
     return out
 
 

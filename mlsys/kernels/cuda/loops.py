@@ -39,7 +39,8 @@ from .memory import DeviceArray, empty, kernel_view
 from .runtime import SIMULATOR, cuda, stride_launch
 
 __all__ = ["loop_source", "compile_source", "scalar_functions", "map_into", "elementwise",
-           "reduce_into", "reduction", "copy_into", "fill", "ROW_BLOCK", "ROW_MIN", "as_operand"]
+           "reduce_into", "reduction", "copy_into", "fill", "ROW_BLOCK", "ROW_MIN", "as_operand",
+           "launch", "float_type", "accumulator_type", "choose_strategy"]
 
 ROW_BLOCK = 128  # threads of a block that reduces one contiguous row
 ROW_MIN = 2048  # rows at least this long (and contiguous) are reduced a block per row
@@ -196,7 +197,8 @@ def float_type(*dtypes: np.dtype) -> str:
     return "float64" if any(np.dtype(d) == np.float64 for d in dtypes) else "float32"
 
 
-def _launch(kernel: Callable, arrays: list, out: DeviceArray, rows: bool = False) -> None:
+def launch(kernel: Callable, arrays: Sequence[Any], out: DeviceArray, rows: bool = False) -> None:
+    """Run a :func:`loop_source` kernel over ``out`` (device arrays pass as kernel views)."""
     items = int(np.prod(out.shape, dtype=np.int64)) if out.shape else 1
     if not items:
         return
@@ -230,7 +232,8 @@ def _map_kernel(prim: Primitive, params: tuple, arrays: tuple[bool, ...], ndim: 
     return compile_source(source, floats)
 
 
-def map_into(out: DeviceArray, prim: Primitive, operands: Sequence[Any], params: dict[str, Any]) -> DeviceArray:
+def map_into(out: DeviceArray, prim: Primitive, operands: Sequence[Any],
+             params: dict[str, Any]) -> DeviceArray:
     """Write elementwise ``prim`` of ``operands`` (device arrays broadcast to ``out.shape``, or
     scalars) into ``out``, which may be a strided view."""
     operands = [as_operand(a) for a in operands]
@@ -245,11 +248,12 @@ def map_into(out: DeviceArray, prim: Primitive, operands: Sequence[Any], params:
     kernel = _map_kernel(prim, tuple(sorted(params.items())),
                          tuple(isinstance(a, DeviceArray) for a in operands), max(target.ndim, 1),
                          float_type(*dtypes))
-    _launch(kernel, views, target)
+    launch(kernel, views, target)
     return out
 
 
-def elementwise(prim: Primitive, operands: Sequence[Any], params: dict[str, Any], out_dtype: Any) -> DeviceArray:
+def elementwise(prim: Primitive, operands: Sequence[Any], params: dict[str, Any],
+                out_dtype: Any) -> DeviceArray:
     """Elementwise ``prim`` of ``operands`` into a new device array of the broadcast shape."""
     operands = [as_operand(a) for a in operands]
     shape = np.broadcast_shapes(*(a.shape for a in operands if isinstance(a, DeviceArray)))
@@ -269,7 +273,8 @@ def fill(out: DeviceArray, value: Any) -> DeviceArray:
     return copy_into(out, np.asarray(value, dtype=out.dtype))
 
 
-def _acc_type(dtype: np.dtype) -> str:
+def accumulator_type(dtype: np.dtype) -> str:
+    """The accumulator of a reduction into ``dtype``: bool, int64 or the float type itself."""
     return "bool" if dtype.kind == "b" else "int64" if dtype.kind in "iu" else np.dtype(dtype).name
 
 
@@ -297,16 +302,24 @@ def reduce_into(out: DeviceArray, prim: Primitive, x: DeviceArray, axis: tuple[i
         view = view[None]
     kept_shape = view.shape[:max(len(kept), 1)]
     target = out.reshape(kept_shape)
-    count = int(np.prod([x.shape[d] for d in axes], dtype=np.int64))
-    if strategy is None:
-        strategy = "rows" if count >= ROW_MIN and axes and view.strides[-1] == 1 else "threads"
-    if strategy not in ("rows", "threads"):
-        raise ValueError(f"reduce_into: strategy must be 'rows', 'threads' or None, got {strategy!r}")
-    acc = _acc_type(out.dtype)
+    strategy = choose_strategy(strategy, view, len(axes))
+    acc = accumulator_type(out.dtype)
     kernel = _reduce_kernel(prim, len(kept_shape), len(axes), acc, float_type(x.dtype, out.dtype),
                             strategy == "rows")
-    _launch(kernel, [view], target, rows=strategy == "rows")
+    launch(kernel, [view], target, rows=strategy == "rows")
     return out
+
+
+def choose_strategy(strategy: str | None, view: DeviceArray, reduced: int) -> str:
+    """``strategy`` checked, or chosen for a reduction over the trailing ``reduced`` dimensions
+    of ``view``: a block per output when they hold :data:`ROW_MIN` elements or more and the last
+    is contiguous (its threads read neighbouring addresses), else a thread per output."""
+    if strategy is None:
+        count = int(np.prod(view.shape[view.ndim - reduced:], dtype=np.int64))
+        return "rows" if reduced and count >= ROW_MIN and view.strides[-1] == 1 else "threads"
+    if strategy not in ("rows", "threads"):
+        raise ValueError(f"reduce: strategy must be 'rows', 'threads' or None, got {strategy!r}")
+    return strategy
 
 
 def reduction(prim: Primitive, x: DeviceArray, axis: tuple[int, ...] | None, keepdims: bool,

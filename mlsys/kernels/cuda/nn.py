@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import float32, float64
@@ -30,27 +31,24 @@ from numba import float32, float64
 from ...ops._rules import reduced_shape
 from ...ops.nn import conv_output_size
 from ...ops.registry import PRIMITIVES
-from .loops import ROW_BLOCK, fill, reduction, scalar_functions
+from .loops import ROW_BLOCK, copy_into, fill, reduction, scalar_functions
 from .memory import DeviceArray, download, empty, kernel_view
 from .runtime import SIMULATOR, cuda, stride_launch
 
 __all__ = ["softmax", "nll_loss", "nll_loss_grad", "one_hot", "arg_extremum", "cumsum", "argsort",
-           "unfold2d", "fold2d", "check_indices", "rows_of", "ROW_MIN"]
+           "unfold2d", "fold2d", "check_indices", "rows_of", "restore_rows", "grid_stride", "ROW_MIN"]
 
 ROW_MIN = 2048  # softmax rows at least this long (and contiguous) get a block each
 _exp, _log = scalar_functions()["exp"], scalar_functions()["log"]
 _FLOATS = {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
 
 
-def _launch(kernel: Callable, items: int, *args) -> None:
+def grid_stride(kernel: Callable, items: int, *args: Any) -> None:
+    """Launch a grid-stride ``kernel`` over ``items`` work items (nothing when there are none)."""
     if items:
         blocks, threads = stride_launch(items)
         with np.errstate(all="ignore"):
             kernel[blocks, threads](*args)
-
-
-def _view(x: DeviceArray) -> object:
-    return kernel_view(x)
 
 
 def rows_of(x: DeviceArray, axis: int) -> DeviceArray:
@@ -61,7 +59,7 @@ def rows_of(x: DeviceArray, axis: int) -> DeviceArray:
     return moved.reshape(-1, x.shape[axis]) if x.ndim else moved.reshape(1, 1)
 
 
-def _restore(rows: DeviceArray, like: DeviceArray, axis: int) -> DeviceArray:
+def restore_rows(rows: DeviceArray, like: DeviceArray, axis: int) -> DeviceArray:
     """Results laid out as :func:`rows_of` ``(like, axis)`` back in ``like``'s shape, contiguous."""
     order = [d for d in range(like.ndim) if d != axis] + [axis]
     moved = rows.reshape(tuple(like.shape[d] for d in order))
@@ -129,13 +127,16 @@ def _softmax_kernel(log: bool, dtype: np.dtype, rows: bool) -> Callable:
     return per_block if rows else per_thread
 
 
-def softmax(x: DeviceArray, axis: int, log: bool = False, strategy: str | None = None) -> DeviceArray:
-    """Softmax (or log-softmax) of a float device array along ``axis``; ``strategy`` is
-    ``"rows"`` (a block per row), ``"threads"`` (a thread per row) or None to choose by length."""
+def softmax(x: DeviceArray, axis: int, log: bool = False, strategy: str | None = None,
+            out: DeviceArray | None = None) -> DeviceArray:
+    """Softmax (or log-softmax) of a float device array along ``axis`` (into ``out`` when
+    given); ``strategy`` is ``"rows"`` (a block per row), ``"threads"`` (a thread per row) or
+    None to choose by length."""
     if x.dtype not in _FLOATS:
         raise TypeError(f"softmax: the CUDA kernel takes float32 or float64, got {x.dtype}")
     rows = rows_of(x, axis)
-    out = empty(rows.shape, x.dtype)
+    last = axis == x.ndim - 1 and out is not None and out.c_contiguous
+    result = out.reshape(rows.shape) if last else empty(rows.shape, x.dtype)
     if strategy is None:
         strategy = "rows" if rows.shape[1] >= ROW_MIN and rows.strides[1] == 1 else "threads"
     kernel = _softmax_kernel(log, x.dtype, strategy == "rows")
@@ -143,10 +144,13 @@ def softmax(x: DeviceArray, axis: int, log: bool = False, strategy: str | None =
         if strategy == "rows":
             blocks = 1 if SIMULATOR else min(rows.shape[0], 65535)
             with np.errstate(all="ignore"):
-                kernel[blocks, ROW_BLOCK](_view(rows), _view(out))
+                kernel[blocks, ROW_BLOCK](kernel_view(rows), kernel_view(result))
         else:
-            _launch(kernel, rows.shape[0], _view(rows), _view(out))
-    return _restore(out, x, axis)
+            grid_stride(kernel, rows.shape[0], kernel_view(rows), kernel_view(result))
+    if last:
+        return out
+    result = restore_rows(result, x, axis)
+    return result if out is None else copy_into(out, result)
 
 
 # -- index checks --------------------------------------------------------------------------------
@@ -170,7 +174,7 @@ def check_indices(idx: DeviceArray, low: int, high: int, message: Callable[[int]
     if idx.bounds is None:
         flat = idx.reshape(-1)
         out = empty((2,), np.int64)
-        _extremes_kernel[1, 1](_view(flat), _view(out))
+        _extremes_kernel[1, 1](kernel_view(flat), kernel_view(out))
         idx.bounds = tuple(int(v) for v in download(out))
     least, most = idx.bounds
     for bad in (least, most):
@@ -202,7 +206,8 @@ def nll_loss(logp: DeviceArray, target: DeviceArray, reduction_: str) -> DeviceA
     picked = empty(target.shape, logp.dtype)
     t2 = _samples(target)
     l3 = logp.reshape(logp.shape[0], logp.shape[1], t2.shape[1])
-    _launch(_nll_kernel, target.size, _view(l3), _view(t2), _view(picked.reshape(t2.shape)))
+    grid_stride(_nll_kernel, target.size, kernel_view(l3), kernel_view(t2),
+                kernel_view(picked.reshape(t2.shape)))
     if reduction_ == "none":
         return picked
     if reduction_ == "mean" and picked.size == 0:
@@ -227,7 +232,7 @@ def nll_loss_grad(g: DeviceArray, target: DeviceArray, classes: int, reduction_:
     t2 = _samples(target)
     o3 = out.reshape(out.shape[0], classes, t2.shape[1])
     g2 = g.broadcast_to(target.shape).reshape(t2.shape)
-    _launch(_nll_grad_kernel, target.size, _view(g2), _view(t2), scale, _view(o3))
+    grid_stride(_nll_grad_kernel, target.size, kernel_view(g2), kernel_view(t2), scale, kernel_view(o3))
     return out
 
 
@@ -240,7 +245,8 @@ def _one_hot_kernel(idx, out):
 def one_hot(idx: DeviceArray, num_classes: int, dtype: np.dtype) -> DeviceArray:
     check_indices(idx, 0, num_classes, _classes("one_hot", num_classes))
     out = fill(empty(idx.shape + (num_classes,), dtype), 0)
-    _launch(_one_hot_kernel, idx.size, _view(idx.reshape(-1)), _view(out.reshape(-1, num_classes)))
+    grid_stride(_one_hot_kernel, idx.size, kernel_view(idx.reshape(-1)),
+                kernel_view(out.reshape(-1, num_classes)))
     return out
 
 
@@ -265,7 +271,7 @@ def arg_extremum(x: DeviceArray, axis: tuple[int, ...] | None, keepdims: bool, s
     known: [0, n)."""
     rows = x.reshape(1, -1) if axis is None else rows_of(x, axis[0])
     out = empty(reduced_shape(x.shape, axis, keepdims), np.int64)
-    _launch(_arg_kernel(smallest), rows.shape[0], _view(rows), _view(out.reshape(-1)))
+    grid_stride(_arg_kernel(smallest), rows.shape[0], kernel_view(rows), kernel_view(out.reshape(-1)))
     out.bounds = (0, max(rows.shape[1] - 1, 0))
     return out
 
@@ -284,8 +290,8 @@ def cumsum(x: DeviceArray, axis: int, out_dtype: np.dtype) -> DeviceArray:
         return x.astype(out_dtype)
     rows = rows_of(x, axis)
     out = empty(rows.shape, out_dtype)
-    _launch(_cumsum_kernel, rows.shape[0], _view(rows), _view(out), out.dtype.type(0))
-    return _restore(out, x, axis)
+    grid_stride(_cumsum_kernel, rows.shape[0], kernel_view(rows), kernel_view(out), out.dtype.type(0))
+    return restore_rows(out, x, axis)
 
 
 @functools.cache
@@ -321,8 +327,8 @@ def argsort(x: DeviceArray, axis: int, descending: bool) -> DeviceArray:
         return fill(empty((), np.int64), 0)
     rows = rows_of(x, axis)
     out = empty(rows.shape, np.int64)
-    _launch(_rank_kernel(descending), rows.size, _view(rows), _view(out))
-    result = _restore(out, x, axis)
+    grid_stride(_rank_kernel(descending), rows.size, kernel_view(rows), kernel_view(out))
+    result = restore_rows(out, x, axis)
     result.bounds = (0, max(x.shape[axis] - 1, 0))
     return result
 
@@ -345,7 +351,7 @@ def unfold2d(x: DeviceArray, kernel_size: tuple, stride: tuple, padding: tuple) 
     n, c, h, w = x.shape
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     out = empty((n, c * kh * kw, ho * wo), x.dtype)
-    _launch(_unfold_kernel, out.size, _view(x), _view(out), kh, kw, sh, sw, ph, pw, wo,
+    grid_stride(_unfold_kernel, out.size, kernel_view(x), kernel_view(out), kh, kw, sh, sw, ph, pw, wo,
             x.dtype.type(0))
     return out
 
@@ -376,6 +382,6 @@ def fold2d(cols: DeviceArray, input_size: tuple, kernel_size: tuple, stride: tup
     (h, w), (kh, kw), (sh, sw), (ph, pw) = input_size, kernel_size, stride, padding
     ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     out = empty((cols.shape[0], cols.shape[1] // (kh * kw), h, w), cols.dtype)
-    _launch(_fold_kernel, out.size, _view(cols), _view(out), kh, kw, sh, sw, ph, pw, ho, wo,
+    grid_stride(_fold_kernel, out.size, kernel_view(cols), kernel_view(out), kh, kw, sh, sw, ph, pw, ho, wo,
             cols.dtype.type(0))
     return out

@@ -16,6 +16,9 @@ the losses, indexing, im2col and the rest their kernels in :mod:`.nn`, :mod:`.in
 an index array inside a ``getitem``, ``binary_cross_entropy``'s host-side check of its input):
 the engine then runs the numpy reference on downloaded copies and uploads the result, noted once
 per primitive, and counted like every transfer.
+
+Kernels marked :func:`writes_into` also take ``out=``, a device array to write the result into:
+the compiled-graph executor (:mod:`mlsys.graph.executor_cuda`) passes the memory plan's buffers.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ from . import indexing, loops, matmul, nn
 from .memory import DeviceArray, download, empty, upload
 
 DEVICE = "cuda"
+
+
+def writes_into(impl: Any) -> Any:
+    """Mark a kernel that accepts ``out=`` (a device array of the result's shape and dtype)."""
+    impl.writes_into = True
+    return impl
 
 
 def _on_device(x: Any) -> DeviceArray:
@@ -64,19 +73,26 @@ def _spec(prim: Primitive, arrays: tuple, params: dict[str, Any]) -> Spec:
 
 
 def _elementwise(prim: Primitive) -> Any:
-    def impl(*arrays: Any, **params: Any) -> Any:
+    @writes_into
+    def impl(*arrays: Any, out: DeviceArray | None = None, **params: Any) -> Any:
         if any(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in arrays):
             return NotImplemented
+        if out is not None:
+            return loops.map_into(out, prim, arrays, params)
         return loops.elementwise(prim, arrays, params, _spec(prim, arrays, params).dtype)
 
     return impl
 
 
 def _reduction(prim: Primitive) -> Any:
-    def impl(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
+    @writes_into
+    def impl(x: Any, *, axis: tuple[int, ...] | None, keepdims: bool,
+             out: DeviceArray | None = None) -> Any:
         x = _on_device(x)
-        return loops.reduction(prim, x, axis, keepdims, _spec(prim, (x,), {"axis": axis,
-                                                                           "keepdims": keepdims}).dtype)
+        if out is not None:
+            return loops.reduce_into(out, prim, x, axis)
+        spec = _spec(prim, (x,), {"axis": axis, "keepdims": keepdims})
+        return loops.reduction(prim, x, axis, keepdims, spec.dtype)
 
     return impl
 
@@ -92,29 +108,35 @@ def _view(prim: Primitive) -> Any:
 
 
 @linalg.matmul.implement(DEVICE)
-def _matmul(a: Any, b: Any) -> Any:
+@writes_into
+def _matmul(a: Any, b: Any, *, out: DeviceArray | None = None) -> Any:
     if a.dtype != np.float32 or b.dtype != np.float32:
         return NotImplemented
     a, b = _on_device(a), _on_device(b)
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    return matmul.matmul_into(empty(batch + (a.shape[-2], b.shape[-1]), np.float32), a, b)
+    if out is None:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = empty(batch + (a.shape[-2], b.shape[-1]), np.float32)
+    return matmul.matmul_into(out, a, b)
 
 
 @shape_ops.sum_to.implement(DEVICE)
-def _sum_to(x: Any, *, shape: tuple[int, ...]) -> Any:
+@writes_into
+def _sum_to(x: Any, *, shape: tuple[int, ...], out: DeviceArray | None = None) -> Any:
     x = _on_device(x)
     axes = _summed_axes(x.shape, tuple(shape))
     if not axes:
-        return x
-    return loops.reduction(reduce_ops.sum, x, axes, len(shape) == x.ndim, x.dtype).reshape(shape)
+        return x if out is None else loops.copy_into(out, x)
+    out = empty(tuple(shape), x.dtype) if out is None else out
+    return loops.reduce_into(out, reduce_ops.sum, x, axes)
 
 
 def _rows(log: bool) -> Any:
-    def impl(x: Any, *, axis: int) -> Any:
+    @writes_into
+    def impl(x: Any, *, axis: int, out: DeviceArray | None = None) -> Any:
         x = _on_device(x)
         if x.dtype not in (np.float32, np.float64):
             return NotImplemented
-        return nn.softmax(x, axis, log)
+        return nn.softmax(x, axis, log, out=out)
 
     return impl
 

@@ -98,6 +98,18 @@ def test_gandiva_round_robins_quanta():
     assert finishes(make_policy("gandiva", quantum=2.0)) == [13, 4, 5]
 
 
+def test_gandiva_swaps_all_jobs_at_round_ends_one_event_per_round():
+    # 20 one-GPU jobs of 1,000 s on 4 GPUs, 100 s rounds: every swap happens at a multiple of
+    # 100 s, so the events are the arrivals, the completions and at most one per round
+    trace = jobs(*[(0.0, 1, 1000.0)] * 20)
+    result = simulate(trace, ClusterSpec(1, 1, 4), make_policy("gandiva", quantum=100.0),
+                      restart_cost=0.0)
+    result.check_conservation()
+    assert all(seg.start % 100 == 0 for seg in result.segments)
+    assert result.events <= 1 + 20 + result.makespan / 100
+    assert result.finish.max() == 5000 and result.preemptions.sum() > 20
+
+
 def test_restart_cost_delays_a_resumed_job():
     result = simulate(THREE, ONE_GPU, "srtf", restart_cost=0.5)
     result.check_conservation()
