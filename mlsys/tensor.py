@@ -133,7 +133,11 @@ def infer_spec(prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, An
     Training loops repeat the same signatures every step, so the rule (which validates shapes and
     dtypes and raises the clear errors) runs once per signature rather than once per call.
     """
-    key = (prim, *[(t._data.shape, t._data.dtype) for t in inputs], *params.items())
+    key = [prim]  # flat: (prim, shape, dtype, shape, dtype, ..., params); half the cost of nesting
+    for t in inputs:
+        data = t._data
+        key += (data.shape, data.dtype)
+    key = (*key, *params.items()) if params else tuple(key)
     try:
         return _spec_cache[key]
     except KeyError:

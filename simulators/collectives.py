@@ -9,9 +9,10 @@ latencies, bandwidths and contention on shared links come from the topology.
 
 On an uncontended topology the simulated time equals the alpha-beta-gamma closed forms
 (:func:`alpha_beta`; Thakur, Rabenseifner & Gropp, IJHPCA 2005). On a cluster of nodes,
-:func:`hierarchical_ring` (reduce-scatter inside each node, one ring per local rank across nodes,
-all-gather inside each node; the "2D ring" of e.g. Jia et al., arXiv:1807.11205, 2018) crosses the
-slow inter-node network in ``2(N-1)`` rounds instead of ``2(Nk-1)``, on ``k`` NICs at once.
+:func:`mlsys.comm.schedules.hierarchical_ring` (reduce-scatter inside each node, one ring per local
+rank across nodes, all-gather inside each node; the "2D ring" of e.g. Jia et al., arXiv:1807.11205,
+2018) crosses the slow inter-node network in ``2(N-1)`` rounds instead of ``2(Nk-1)``, on ``k``
+NICs at once.
 
 ``mlsys sim collectives``: simulated vs measured all-reduce on this machine. It measures the real
 engine's all-reduce on this machine's processes, takes the alpha-beta-gamma model of
@@ -36,11 +37,7 @@ from mlsys import cliargs
 from mlsys.bench.report import emit
 from mlsys.comm.cost import CostModel, terms
 from mlsys.comm.cost import fit as fit_terms
-from mlsys.comm.schedules import (
-    ALGORITHMS,
-    Schedule,
-    hierarchical_ring,  # noqa: F401 - defined in mlsys, used from here too
-)
+from mlsys.comm.schedules import ALGORITHMS, Schedule
 from simulators.core import LinkSpec, Network, Recorder, Topology, switched
 from simulators.data import read_text
 

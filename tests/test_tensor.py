@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -257,6 +259,14 @@ def test_where_keeps_an_infinite_gradient_out_of_the_other_branch():
     z = mlsys.tensor([-1.0, 2.0], requires_grad=True)
     z.relu().backward(mlsys.tensor([np.inf, 1.0]))
     np.testing.assert_array_equal(z.grad.numpy(), [0.0, 1.0])
+
+
+def test_where_on_float16_values_whose_squares_overflow_warns_nothing():
+    x = mlsys.tensor(np.array([300.0, -1000.0, 2.0], np.float16), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from numpy would print to a notebook's stderr
+        x.relu().backward(mlsys.tensor(np.array([1000.0, 1000.0, 1000.0], np.float16)))
+    np.testing.assert_array_equal(x.grad.numpy(), [1000.0, 0.0, 1000.0])
 
 
 @pytest.mark.parametrize("shape,dim", [((0, 3), 1), ((2, 0), 1), ((0,), 0)])

@@ -2,24 +2,30 @@
 
 Four tables: (1) eager vs compiled training step (time, and planned peak memory against naive
 allocation) for the MLP, an elementwise-heavy GELU MLP and the CNN; (2) the MLP's Adam step,
-eager, compiled and PyTorch's eager step, on one thread each; (3) a chain of elementwise ops run
-eagerly, as an unfused graph and fused into one Numba kernel (with the bytes each moves);
-(4) rematerialization: memory budget vs peak bytes, recomputed FLOPs and measured step time.
+eager, compiled and PyTorch's eager step, on one thread each; (3) elementwise chains — with
+broadcasting and a row sum, as in issue 14 — run eagerly, as an unfused graph, fused into one
+generated kernel, by numexpr (blocked, multi-threaded elementwise evaluation) and by PyTorch,
+on one thread and on every core (each library given the same number of threads); (4)
+rematerialization: memory budget vs peak bytes, recomputed FLOPs and measured step time. Each
+table's variants are timed in alternating rounds, so load from other programs lands on all.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import json
+import os
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .. import cliargs, models, nn
-from ..bench.autodiff import set_torch_threads, torch_step
+from ..bench.autodiff import threads, torch_step
 from ..bench.report import emit, time_side_by_side
 from ..data import load_digits
 from ..optim import Adam
@@ -97,39 +103,198 @@ def adam_rows(quick: bool) -> list[dict[str, Any]]:
         calls["pytorch eager"] = reference
     for _ in range(3):  # trace (the first step makes the optimizer's state), compile kernels
         compiled(x, y)
-    with threadpool_limits(1):
-        set_torch_threads(1)
+    with threads(1):
         times = dict(zip(calls, side_by_side(list(calls.values()), quick)))
     base = times.get("pytorch eager")
     return [{"step": name, "batch": len(y), "step_us": 1e6 * t,
              "vs_pytorch": t / base if base else None} for name, t in times.items()]
 
 
-CHAINS = {
-    "arithmetic": lambda x: ((x * 1.5 + 0.5) * x - 0.25).relu() * 0.1 + x,
-    "transcendental": lambda x: ((x * 1.5).tanh() * x).sigmoid() + (x * 0.5).exp(),
+class _Numexpr:
+    """A numexpr expression built by running a chain on it: arithmetic writes the expression's
+    text, and numbers become float32 variables (a literal would make numexpr compute in float64).
+    ``rows`` marks a final sum over rows, which numpy does after numexpr's elementwise pass."""
+
+    def __init__(self, text: str, names: dict[str, Any], rows: bool = False) -> None:
+        self.text, self.names, self.rows = text, names, rows
+
+    def _operand(self, other: Any) -> str:
+        if isinstance(other, _Numexpr):
+            return other.text
+        name = f"c{len(self.names)}"
+        self.names[name] = np.float32(other)
+        return name
+
+    def _op(self, symbol: str, other: Any, reflected: bool = False) -> _Numexpr:
+        a, b = self.text, self._operand(other)
+        return _Numexpr(f"({b} {symbol} {a})" if reflected else f"({a} {symbol} {b})", self.names)
+
+    def call(self, function: str) -> _Numexpr:
+        return _Numexpr(f"{function}({self.text})", self.names)
+
+    __add__ = lambda self, o: self._op("+", o)  # noqa: E731
+    __radd__ = lambda self, o: self._op("+", o, True)  # noqa: E731
+    __sub__ = lambda self, o: self._op("-", o)  # noqa: E731
+    __rsub__ = lambda self, o: self._op("-", o, True)  # noqa: E731
+    __mul__ = lambda self, o: self._op("*", o)  # noqa: E731
+    __rmul__ = lambda self, o: self._op("*", o, True)  # noqa: E731
+    __truediv__ = lambda self, o: self._op("/", o)  # noqa: E731
+    __rtruediv__ = lambda self, o: self._op("/", o, True)  # noqa: E731
+
+    def __neg__(self) -> _Numexpr:
+        return _Numexpr(f"(-{self.text})", self.names)
+
+
+def _numexpr_gelu(v: _Numexpr, approximate: str) -> _Numexpr:
+    if approximate != "tanh":
+        raise NotImplementedError("numexpr has no erf")
+    return 0.5 * v * (1.0 + (0.7978845608028654 * (v + 0.044715 * v * v * v)).call("tanh"))
+
+
+# The operations the chains use, on each library's values.
+MLSYS_OPS = SimpleNamespace(exp=lambda v: v.exp(), tanh=lambda v: v.tanh(),
+                            sigmoid=lambda v: v.sigmoid(), relu=lambda v: v.relu(),
+                            gelu=lambda v, approximate: nn.functional.gelu(v, approximate),
+                            sum_rows=lambda v: v.sum(1))
+NUMEXPR_OPS = SimpleNamespace(exp=lambda v: v.call("exp"), tanh=lambda v: v.call("tanh"),
+                              sigmoid=lambda v: 1.0 / (1.0 + (-v).call("exp")),
+                              relu=lambda v: _Numexpr(f"where({v.text} > 0, {v.text}, 0)", v.names),
+                              gelu=_numexpr_gelu,
+                              sum_rows=lambda v: _Numexpr(v.text, v.names, rows=True))
+
+
+def _torch_ops() -> SimpleNamespace | None:
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+    return SimpleNamespace(exp=torch.exp, tanh=torch.tanh, sigmoid=torch.sigmoid, relu=torch.relu,
+                           gelu=lambda v, approximate: torch.nn.functional.gelu(v, approximate=approximate),
+                           sum_rows=lambda v: v.sum(1))
+
+
+def _issue_chain(approximate: str) -> Callable[..., Any]:
+    """Issue 14's example: transcendentals, a (columns,) and a (rows, 1) operand broadcast, a
+    row sum at the end."""
+    def chain(o: Any, x: Any, a: Any, y: Any) -> Any:
+        return o.sum_rows(o.exp(o.gelu(x * a + 1.0, approximate) * o.sigmoid(y) + o.tanh(y * y)) * 0.5
+                          - x)
+    return chain
+
+
+# name: (chain(ops, *inputs), input shapes (full size, quick size))
+CHAINS: dict[str, tuple[Callable[..., Any], list[tuple[tuple[int, ...], tuple[int, ...]]]]] = {
+    "arithmetic": (lambda o, x: o.relu((x * 1.5 + 0.5) * x - 0.25) * 0.1 + x,
+                   [((1 << 22,), (1 << 16,))]),
+    "transcendental": (lambda o, x: o.sigmoid(o.tanh(x * 1.5) * x) + o.exp(x * 0.5),
+                       [((1 << 22,), (1 << 16,))]),
+    "issue 14, GELU tanh form": (_issue_chain("tanh"),
+                                 [((512, 2048), (64, 512)), ((2048,), (512,)), ((512, 1), (64, 1))]),
+    "issue 14, GELU erf form": (_issue_chain("none"),
+                                [((512, 2048), (64, 512)), ((2048,), (512,)), ((512, 1), (64, 1))]),
 }
+TRANSCENDENTAL_REDUCTIONS = ("issue 14, GELU tanh form", "issue 14, GELU erf form")
+
+
+def _numexpr_call(chain: Callable[..., Any], arrays: list[np.ndarray]) -> Callable[[], Any] | None:
+    """numexpr evaluating ``chain`` (None without numexpr, or for a chain it cannot express)."""
+    if importlib.util.find_spec("numexpr") is None:
+        return None
+    import numexpr
+    names = {f"a{k}": a for k, a in enumerate(arrays)}
+    try:
+        expr = chain(NUMEXPR_OPS, *[_Numexpr(name, names) for name in list(names)])
+    except NotImplementedError:
+        return None
+
+    def run() -> np.ndarray:
+        out = numexpr.evaluate(expr.text, local_dict=names)
+        return out.sum(1) if expr.rows else out
+
+    return run
+
+
+Variant = tuple[str, Callable[[], Any], Any]
+
+
+def chain_variants(chain: Callable[..., Any], arrays: list[np.ndarray]) -> list[Variant]:
+    """``(variant, call, graph whose cost rules give its bytes or None)`` for each way to run
+    ``chain`` on ``arrays``: eager, unfused graph, fused kernels, numexpr, PyTorch."""
+    tensors = [Tensor(a) for a in arrays]
+    eager = functools.partial(chain, MLSYS_OPS, *tensors)
+    graph = trace(lambda *ts: chain(MLSYS_OPS, *ts), *tensors).graph
+    unfused = optimize(graph, [p for p in DEFAULT_PASSES if p is not fuse_elementwise])
+    fused = optimize(graph)
+    variants = [("eager (Tensor ops)", eager, unfused),
+                ("graph, unfused (numpy per op)", functools.partial(Executable(unfused), *arrays), unfused),
+                ("graph, fused (generated kernels)", functools.partial(Executable(fused), *arrays), fused)]
+    numexpr_call = _numexpr_call(chain, arrays)
+    if numexpr_call is not None:
+        variants.append(("numexpr", numexpr_call, None))
+    torch_ops = _torch_ops()
+    if torch_ops is not None:
+        import torch
+        inputs = [torch.from_numpy(a) for a in arrays]
+        variants.append(("pytorch eager", functools.partial(chain, torch_ops, *inputs), None))
+    return variants
+
+
+def thread_counts() -> list[int]:
+    """One thread, and every core Numba may use."""
+    return sorted({1, numba.config.NUMBA_NUM_THREADS})
 
 
 def fusion_rows(quick: bool) -> list[dict[str, Any]]:
-    n = 1 << (16 if quick else 22)
-    x = Tensor(np.random.default_rng(0).standard_normal(n).astype(np.float32))
+    rng = np.random.default_rng(0)
     rows = []
-    for chain, fn in CHAINS.items():
-        graph = trace(fn, x).graph
-        unfused = optimize(graph, [p for p in DEFAULT_PASSES if p is not fuse_elementwise])
-        fused = optimize(graph)
-        exe_u, exe_f = Executable(unfused), Executable(fused)
-        variants = [("eager (Tensor ops)", functools.partial(fn, x), unfused),
-                    ("graph, unfused (numpy per op)", functools.partial(exe_u, x.data), unfused),
-                    ("graph, fused (one Numba kernel)", functools.partial(exe_f, x.data), fused)]
-        times = side_by_side([run for _, run, _ in variants], quick)
-        for (name, _, g), t in zip(variants, times):
-            moved = g.cost().bytes
-            rows.append({"chain": chain, "variant": name, "elements": n, "kernels": len(g.nodes),
-                         "ms": 1e3 * t, "MB_moved": moved / 1e6, "GB_per_s": moved / t / 1e9,
-                         "speedup_vs_eager": times[0] / t})
+    for name, (chain, shapes) in CHAINS.items():
+        arrays = [rng.standard_normal(quick_shape if quick else shape).astype(np.float32)
+                  for shape, quick_shape in shapes]
+        variants = chain_variants(chain, arrays)
+        for n in thread_counts():
+            with threads(n):
+                for _, run, _ in variants:
+                    run()  # wakes each library's thread pool at its new size
+                times = side_by_side([run for _, run, _ in variants], quick)
+            by = dict(zip([v for v, _, _ in variants], times))
+            for (variant, _, graph), t in zip(variants, times):
+                rows.append({"chain": name, "threads": n, "variant": variant,
+                             "kernels": len(graph.nodes) if graph else None, "ms": 1e3 * t,
+                             "MB_moved": graph.cost().bytes / 1e6 if graph else None,
+                             "speedup_vs_eager": times[0] / t,
+                             "vs_numexpr": t / by["numexpr"] if "numexpr" in by else None})
     return rows
+
+
+def fusion_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The met / NOT met lines of the chains' table."""
+    fused = [r for r in rows if r["variant"].startswith("graph, fused")]
+    heavy = [r for r in fused if r["chain"] in TRANSCENDENTAL_REDUCTIONS]
+    lines = ["target: compiled >= "f"{SPEEDUP_TARGET}x eager on transcendental chains with "
+             "broadcasting and a row sum: " + ", ".join(
+                 f"{r['speedup_vs_eager']:.1f}x ({r['chain'].split(', ')[1]}, {r['threads']} "
+                 f"thread{'s' if r['threads'] > 1 else ''})" for r in heavy)
+             + f", {_verdict(all(r['speedup_vs_eager'] >= SPEEDUP_TARGET for r in heavy))}"]
+    against = [r for r in fused if r["vs_numexpr"] is not None]
+    if against:
+        worst = max(against, key=lambda r: r["vs_numexpr"])
+        lines.append(f"target: fused kernels at least as fast as numexpr on every chain it can "
+                     f"express, on 1 and on all threads: at worst {worst['vs_numexpr']:.2f}x "
+                     f"numexpr's time ({worst['chain']}, {worst['threads']} threads), "
+                     f"{_verdict(worst['vs_numexpr'] <= 1.0)}")
+    else:
+        lines.append("numexpr is not installed (pip install 'mlsys[bench]'): no numexpr rows")
+    return lines + [
+        "numexpr has no erf: it runs issue 14's chain in GELU's tanh form only (PyTorch's "
+        "approximate='tanh'); numexpr then sums the rows with numpy",
+        "MB_moved from the primitives' cost rules: a fused kernel reads its inputs once and writes "
+        "its result once; the generated kernels evaluate exp, tanh and erf as vectorized "
+        "polynomials (mlsys.kernels.cpu.vmath) and spread row blocks over the threads",
+        f"load average {os.getloadavg()[0]:.1f} over the last minute on {os.cpu_count()} cores: "
+        "timings on a busy machine are noisy, the ratios of one table less so"]
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 def remat_rows(quick: bool) -> list[dict[str, Any]]:
@@ -158,10 +323,11 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     steps = step_rows(args.quick)
     adam = adam_rows(args.quick)
+    chains = fusion_rows(args.quick)
     compiled_adam = next(r for r in adam if r["step"] == "mlsys.compile")["vs_pytorch"]
     heavy = next(r for r in steps if r["model"] == "gelu_mlp")
     mlp = next(r for r in steps if r["model"] == "mlp")
-    verdict = lambda ok: "met" if ok else "NOT met"
+    verdict = _verdict
     sections = [
         ("Training step, eager vs mlsys.compile (SGD; time per step, memory of the step's values)",
          steps, [f"target: compiled >= {SPEEDUP_TARGET}x eager on the elementwise-heavy model: "
@@ -174,11 +340,8 @@ def main(argv: list[str]) -> int:
          [f"target: compiled step faster than PyTorch's eager step at batch {ADAM_BATCH}: "
           + ("PyTorch is not installed (pip install 'mlsys[bench]')" if compiled_adam is None
              else f"{compiled_adam:.2f}x its time, {verdict(compiled_adam < 1.0)}")]),
-        ("Elementwise chains: eager vs unfused graph vs fused kernel", fusion_rows(args.quick),
-         ["MB_moved from the primitives' cost rules: fusion reads the input once and writes the "
-          "result once", "the generated kernel evaluates tanh, sigmoid and exp one element at a time "
-          "where numpy's are SIMD-vectorized: transcendental chains gain less than the traffic "
-          "ratio"]),
+        ("Elementwise chains (float32): eager, unfused graph, fused kernels, numexpr, PyTorch; "
+         "each on 1 thread and on all", chains, fusion_targets(chains)),
         ("Rematerialization: memory budget vs recompute (MLP depth 4, width 128)",
          remat_rows(args.quick), ["peak_live = most bytes live at one node (before buffer packing); "
                                   "a budget below what the backward pass must hold at once is "

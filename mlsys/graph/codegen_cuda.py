@@ -77,7 +77,10 @@ class CudaFusedKernel:
     def source(self, rows: bool = False) -> str:
         return generate_cuda_source(self.fused, rows)
 
-    def __call__(self, *inputs: Any, out: DeviceArray | None = None) -> DeviceArray:
+    def __call__(self, *inputs: Any, out: DeviceArray | None = None,
+                 strategy: str | None = None) -> DeviceArray:
+        """``strategy`` of a reduction: ``"rows"``, ``"threads"`` or None to choose (see
+        :func:`~mlsys.kernels.cuda.loops.choose_strategy`)."""
         if len(inputs) != len(self.fused.body.inputs):
             raise TypeError(f"fused kernel: expected {len(self.fused.body.inputs)} inputs, got "
                             f"{len(inputs)}")
@@ -93,7 +96,7 @@ class CudaFusedKernel:
                              f"shape {self.shape}, got {out.dtype} {out.shape}")
         target = out.reshape(self.full[:self._kept] or (1,))
         reduced = len(self.fused.reduce_axes) if self.fused.reduces else 0
-        rows = bool(views) and choose_strategy(None, views[0], reduced) == "rows"
+        rows = bool(views) and choose_strategy(strategy, views[0], reduced) == "rows"
         kernel = self._kernels.get(rows)
         if kernel is None:
             kernel = self._kernels[rows] = compile_source(self.source(rows), self._floats, self._acc)

@@ -131,8 +131,9 @@ def cuda_rows(n: int, repeat: int = 3) -> tuple[list[dict[str, Any]], list[str]]
     flops = 2 * n**3
     base_s = _gpu_time(base_fn, repeat) if base_fn else None
     for stage, make in cuda_matmul.STAGES.items():
-        grid, block = cuda_matmul.launch_shape(stage, n, n, 16)
-        launch = make(16)[grid, block]
+        tile = cuda_matmul.TILES[stage]
+        grid, block = cuda_matmul.launch_shape(stage, n, n, tile)
+        launch = make(tile)[grid, block]
         seconds = _gpu_time(lambda launch=launch: launch(da, db, dc), repeat)
         rows.append({"kernel": f"cuda matmul/{stage}", "size": f"{n}^3", "unit": "GFLOP/s",
                      "rate": flops / seconds / 1e9, "baseline": baseline,

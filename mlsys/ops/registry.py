@@ -195,6 +195,9 @@ _dispatch: Callable[..., Any] = _no_dispatcher
 
 
 def set_dispatcher(fn: Callable[..., Any]) -> None:
-    """Install the function that applies a primitive to Tensors (done once by ``mlsys.tensor``)."""
+    """Install the function that applies a primitive to Tensors (done once by ``mlsys.tensor``):
+    ``fn(prim, *tensors, **params)`` becomes ``Primitive.__call__`` itself, one Python call per
+    operation on the eager hot path instead of two."""
     global _dispatch
     _dispatch = fn
+    Primitive.__call__ = fn  # type: ignore[method-assign]

@@ -5,11 +5,11 @@ parameters and state with :func:`mlsys.tensor.assign`. Traced (``mlsys.compile``
 that calls ``step()``), the rules run on Tensors, so the same operations become part of the graph
 and every compiled call repeats them. Run eagerly on the CPU, they run on the numpy arrays behind
 the Tensors (:class:`_Values`: the same primitives' forwards, so bitwise the same results, without
-a Tensor, a shape rule and a tape check per intermediate value), stored the same way. State lives in Tensors that keep
-their identity from step to step (a compiled step reads and writes them in place of Python
-numbers: Adam's step count is a Tensor, as in PyTorch's capturable Adam), and the
-hyperparameters and which state exists are guards of a compiled step (a new learning rate
-retraces).
+a Tensor, a shape rule and a tape check per intermediate value), stored the same way. State
+lives in Tensors that keep their identity from step to step (a compiled step reads and writes
+them in place of Python numbers: Adam's step count is a Tensor, as in PyTorch's capturable
+Adam), and the hyperparameters and which state exists are guards of a compiled step (a new
+learning rate retraces).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@
 * :mod:`~mlsys.parallel.pipeline`: pipeline stages as processes, driven by a schedule;
 * :mod:`~mlsys.parallel.zero`: ZeRO stages 1 to 3;
 * :mod:`~mlsys.parallel.layout`: tensor x data x pipeline grids of sub-groups (hybrids);
-* :mod:`~mlsys.parallel.sharded_ps`: a sharded parameter server with BSP, SSP and ASP;
 * :mod:`~mlsys.parallel.checkpoint`: checkpoint and restart after a rank dies;
 * :mod:`~mlsys.parallel.profile`: a step measured with its parts, for the simulators;
 * :mod:`~mlsys.parallel.gpt`: the small GPT they all train.
@@ -19,7 +18,6 @@ from .gpt import GPT, GPTConfig, markov_tokens, tensor_parallel
 from .layout import Layout, average_gradients, layout
 from .pipeline import Pipeline
 from .schedules import PipelineSchedule, Slot
-from .sharded_ps import sharded_parameter_server
 from .tensor import (
            ColumnParallelLinear,
            RowParallelLinear,
@@ -30,5 +28,5 @@ from .zero import ZeroDataParallel
 
 __all__ = ["PipelineSchedule", "Slot", "ColumnParallelLinear", "RowParallelLinear",
            "VocabParallelEmbedding", "vocab_parallel_cross_entropy", "Pipeline", "ZeroDataParallel",
-           "Layout", "layout", "average_gradients", "sharded_parameter_server", "Checkpointer",
+           "Layout", "layout", "average_gradients", "Checkpointer",
            "run_with_restarts", "GPT", "GPTConfig", "markov_tokens", "tensor_parallel"]

@@ -24,16 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlsys.comm.ps import WorkerReport
 from mlsys.parallel.profile import PipelineProfile, StepProfile
 from mlsys.parallel.schedules import build
-from mlsys.parallel.sharded_ps import WorkerReport
 from simulators.core import Recorder
 
 from .parameter_server import ParameterServerConfig, ParameterServerResult, simulate_parameter_server
 from .pipeline import run_pipeline
 
 __all__ = ["Prediction", "predict_step", "predict_pipeline", "real_pipeline_timeline",
-           "predict_parameter_server"]
+           "predict_parameter_server", "real_parameter_server_timeline"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,14 @@ def predict_parameter_server(workers: Sequence[WorkerReport], mode: str, stalene
     measured = max(w.ends[-1] for w in workers)
     return Prediction(f"PS {mode} ({servers} servers)", len(workers) + servers, measured,
                       result.makespan), result
+
+
+def real_parameter_server_timeline(workers: Sequence[WorkerReport]) -> Recorder:
+    """The measured iterations as events named like the simulator's (same Chrome-trace format):
+    each worker's compute, from the moment the first worker started."""
+    recorder, origin = Recorder(), min(w.start for w in workers)
+    for w in workers:
+        for k, (began, computed, *_) in enumerate(w.times):
+            recorder.record(f"iter {k}", f"worker {w.worker}", began - origin, computed - origin,
+                            category="compute", group="workers")
+    return recorder

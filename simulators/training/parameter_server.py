@@ -3,8 +3,8 @@
 Each worker pulls the parameters, computes a gradient, pushes it; pulls and pushes share the
 server's one network link (so they queue). With ``servers`` servers each owns a slice of the
 parameters and a link of its own: a pull or push moves ``1/servers`` of the model over every
-server's link at once (the layout of :mod:`mlsys.parallel.sharded_ps`, which this predicts).
-Consistency is one rule, stale synchronous parallel (Ho et al., NIPS 2013): a worker may start
+server's link at once (the layout of :func:`mlsys.comm.ps.sharded_parameter_server`, which this
+predicts). Consistency is one rule, stale synchronous parallel (Ho et al., NIPS 2013): a worker may start
 iteration ``k`` only once every worker has finished iteration ``k - staleness - 1``. BSP is
 staleness 0, ASP unbounded staleness. The staleness of an iteration is how many iterations the
 slowest worker lags behind it when it starts.

@@ -4,7 +4,7 @@
 10 workers, each worker's time per mini-batch, iteration by iteration, normalised to 0-1000
 (Xiao et al., AntMan, OSDI 2020; see its SOURCE note). Job 1 has one straggler, jobs 3 and 4
 several. :func:`minibatch_times` reads them; scaled to seconds they drive the real parameter
-server's injected delays (:func:`mlsys.parallel.sharded_ps.sharded_parameter_server`) and the
+server's injected delays (:func:`mlsys.comm.ps.sharded_parameter_server`) and the
 simulated workers' iteration times (:class:`.parameter_server.ParameterServerConfig`).
 """
 

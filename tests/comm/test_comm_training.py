@@ -101,7 +101,7 @@ def test_parameter_server_sync_async_and_bounded_staleness() -> None:
     accuracy, stats = found[("sync", None)]
     assert stats.updates == steps and set(stats.staleness) == {0} and accuracy > 0.8
     accuracy, stats = found[("async", None)]
-    assert stats.updates == 2 * steps and len(stats.losses) == 2 * steps and accuracy > 0.8
+    assert stats.updates == 2 * steps and len(stats.staleness) == 2 * steps and accuracy > 0.8
     accuracy, stats = found[("async", 0)]
     assert stats.updates == 2 * steps and max(stats.staleness) <= 1  # lockstep: the other worker
     assert accuracy > 0.8

@@ -52,13 +52,19 @@ LIBRARY = {
     "collectives": ({"ring": "from mlsys.comm.schedules import ALGORITHMS\n\n"
                              "def ring_all_reduce(world_size, count):\n"
                              "    return ALGORITHMS['ring'](world_size, count)"}, 0),
-    "pipeline": ({"schedule": "from simulators.training.schedules import one_f_one_b\n"
+    "pipeline": ({"schedule": "from mlsys.parallel.schedules import one_f_one_b\n"
                               "schedule_1f1b = one_f_one_b",
-                  "bubble": "import simulators.training.schedules as s\n\n"
+                  "bubble": "import mlsys.parallel.schedules as s\n\n"
                             "def predicted_bubble(p, m):\n    return s.bubble_fraction('1f1b', p, m)",
                   "peaks": "from simulators.training import peak_in_flight as peaks\n"
-                           "from simulators.training.schedules import one_f_one_b\n\n"
+                           "from mlsys.parallel.schedules import one_f_one_b\n\n"
                            "def predicted_peaks(p, m):\n    return peaks(one_f_one_b(p, m))"}, 0),
+    "tensor_parallel": ({"shard": "from types import SimpleNamespace\n\n"
+                                  "from mlsys.parallel.mappings import shard_range\n\n"
+                                  "def shard_columns(weight, rank, world_size):\n"
+                                  "    group = SimpleNamespace(rank=rank, world_size=world_size)\n"
+                                  "    a, b = shard_range(np.shape(weight)[1], group, 'in_features')\n"
+                                  "    return np.array(np.asarray(weight)[:, a:b])"}, 0),
     "kernels": ({"tiled": "from mlsys.kernels.cuda import matmul as library\n\n"
                           "def tiled_matmul_kernel(tile):\n    return library.tiled_kernel(tile)"},
                 2),

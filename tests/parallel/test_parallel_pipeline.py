@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import mlsys
-import simulators.training.schedules as simulated
+import simulators.training as simulated
 from mlsys.comm import launch
 from mlsys.nn.module import Module
 from mlsys.ops import Cost, Primitive
@@ -31,7 +31,7 @@ CASES = [("gpipe", 2, 4, 1), ("1f1b", 2, 4, 1), ("interleaved", 2, 4, 2), ("gpip
 
 
 def test_the_simulators_run_the_same_schedule_objects() -> None:
-    assert simulated.build is schedules.build and simulated.Slot is schedules.Slot
+    assert simulated.memory.build is schedules.build and simulated.Slot is schedules.Slot
     assert simulated.peak_in_flight is schedules.peak_in_flight
 
 

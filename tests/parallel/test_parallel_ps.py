@@ -15,8 +15,9 @@ import mlsys
 from mlsys import models, optim
 from mlsys.comm import launch
 from mlsys.comm.ddp import flatten, unflatten_into
+from mlsys.comm.ps import sharded_parameter_server, staleness_bound, transfer_seconds
 from mlsys.data import load_digits
-from mlsys.parallel.sharded_ps import sharded_parameter_server, staleness_bound
+from simulators.training.engine_parallel import predict_parameter_server, real_parameter_server_timeline
 
 LR, STEPS, BATCH = 0.1, 12, 16
 
@@ -66,7 +67,7 @@ def test_bsp_with_sharded_servers_is_exact() -> None:
     np.testing.assert_array_equal(final(two, 2), _replay(2))
     np.testing.assert_array_equal(np.concatenate([two[0].shard, two[1].shard]), final(two, 2))
     assert [r.updates for r in two[:2]] == [2 * STEPS] * 2
-    assert set(two[0].staleness) == {0} and two[0].held == 0
+    assert set(two[0].staleness) == {0} and two[0].held == STEPS  # one push per round waits
 
 
 def test_ssp_bounds_the_staleness_that_asp_lets_grow() -> None:
@@ -95,3 +96,20 @@ def test_bad_settings_are_named() -> None:
         return "ok"
 
     assert launch(bad, 2) == ["ok", "ok"]
+
+
+def test_a_run_and_its_simulation_draw_alike() -> None:
+    workers = launch(_run, 3, 1, "ssp", 1, [[0.0], [0.005]])[1:]
+    for report in workers:
+        assert len(report.ends) == len(report.compute) == STEPS
+        assert all(a <= b <= c <= d <= e for a, b, c, d, e in report.times)
+    size = sum(p.data.size for p in _model().parameters())
+    prediction, simulated = predict_parameter_server(workers, "ssp", 1, 1, transfer_seconds(size),
+                                                     4.0 * size)
+    real = real_parameter_server_timeline(workers)
+    assert len(real) == 2 * STEPS and prediction.measured == max(w.ends[-1] for w in workers)
+    assert {e.resource for e in real.events} == {"worker 0", "worker 1"}
+    assert {(e.category, e.group) for e in real.events} <= {(e.category, e.group)
+                                                            for e in simulated.recorder.events}
+    with pytest.raises(ValueError, match="elements must be a positive integer, got 0"):
+        transfer_seconds(0)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from mlsys.comm.cost import CostModel
-from mlsys.comm.schedules import ALGORITHMS, run_local
+from mlsys.comm.schedules import ALGORITHMS, hierarchical_ring, run_local
 from simulators.collectives import (
     alpha_beta,
     fit,
-    hierarchical_ring,
     load_calibration,
     main,
     predict,

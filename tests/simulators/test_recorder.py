@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from mlsys.parallel.schedules import build  # noqa: E402
 from simulators.core import Recorder  # noqa: E402
 from simulators.core.recorder import KIND_COLORS, timeline_colors  # noqa: E402
 from simulators.training import run_pipeline  # noqa: E402
-from simulators.training.schedules import build  # noqa: E402
 
 
 def bar_colors(ax) -> dict[str, str]:

@@ -9,10 +9,22 @@ from ..codegen import can_lower
 from ..ir import FUSED, Fused, Graph, Node, Var
 
 
+def _joins(shape: tuple[int, ...], full: tuple[int, ...]) -> bool:
+    """Whether a producer of ``shape`` may join a group over ``full``: the same index space, or
+    one that broadcasts into it and is constant along its last axis (a per-row or 0-d value),
+    which the generated kernel computes once per row block, not once per element."""
+    if shape == full:
+        return True
+    if not full or (shape and shape[-1] != 1) or len(shape) > len(full):
+        return False
+    return all(n in (1, m) for n, m in zip(shape[::-1], full[::-1]))
+
+
 def _group(root: Node, producer: dict[Var, Node], users: dict[Var, list[Node]],
            taken: set[Node], outputs: set[Var]) -> set[Node]:
-    """Grow a group upwards from ``root``: absorb an elementwise producer over the same index
-    space once every one of its users is already in the group (so nothing outside needs it)."""
+    """Grow a group upwards from ``root``: absorb an elementwise producer whose index space
+    joins the group's (:func:`_joins`) once every one of its users is already in the group (so
+    nothing outside needs it)."""
     members = {root}
     changed = True
     while changed:
@@ -21,7 +33,7 @@ def _group(root: Node, producer: dict[Var, Node], users: dict[Var, list[Node]],
             for v in m.inputs:
                 p = producer.get(v)
                 if (p is None or p in members or p in taken or not can_lower(p) or v in outputs
-                        or p.out.spec.shape != root.out.spec.shape):
+                        or not _joins(p.out.spec.shape, root.out.spec.shape)):
                     continue
                 if all(u in members for u in users[v]):
                     members.add(p)
@@ -62,8 +74,9 @@ def fuse_elementwise(graph: Graph, reductions: bool = True) -> Graph:
     primitive (one whose numpy forward makes several passes over memory, as GELU's eight)
     becomes a kernel of its own.
 
-    Legal because a member's value is needed by no node outside its group, all members share one
-    index space (inputs may broadcast into it) and only pure elementwise primitives join.
+    Legal because a member's value is needed by no node outside its group, every member's index
+    space broadcasts into the group's (inputs and per-row members may broadcast) and only pure
+    elementwise primitives join.
     Preserves: every output value (to floating-point reassociation in fused sums and means).
     """
     producer = graph.producers()

@@ -40,9 +40,10 @@ from .runtime import SIMULATOR, cuda, stride_launch
 
 __all__ = ["loop_source", "compile_source", "scalar_functions", "map_into", "elementwise",
            "reduce_into", "reduction", "copy_into", "fill", "ROW_BLOCK", "ROW_MIN", "as_operand",
-           "launch", "float_type", "accumulator_type", "choose_strategy"]
+           "launch", "float_type", "accumulator_type", "choose_strategy", "elementwise_kernel"]
 
-ROW_BLOCK = 128  # threads of a block that reduces one contiguous row
+# threads of a block that reduces one contiguous row (a warp in the simulator, to keep it quick)
+ROW_BLOCK = 32 if SIMULATOR else 128
 ROW_MIN = 2048  # rows at least this long (and contiguous) are reduced a block per row
 _SHARED = {"float32": float32, "float64": float64, "int64": int64, "bool": boolean}
 
@@ -226,8 +227,10 @@ def _statement(prim: Primitive, params: dict[str, Any], n: int) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _map_kernel(prim: Primitive, params: tuple, arrays: tuple[bool, ...], ndim: int,
-                floats: str) -> Callable:
+def elementwise_kernel(prim: Primitive, params: tuple, arrays: tuple[bool, ...], ndim: int,
+                       floats: str = "float32") -> Callable:
+    """The loop kernel ``(a0, a1, ..., out)`` of elementwise ``prim`` with ``params`` (sorted
+    items) over ``ndim`` dimensions; operand ``k`` is an array when ``arrays[k]``."""
     source = loop_source(arrays, ndim, 0, [_statement(prim, dict(params), len(arrays))], "t0")
     return compile_source(source, floats)
 
@@ -245,7 +248,7 @@ def map_into(out: DeviceArray, prim: Primitive, operands: Sequence[Any],
         target = out
         views = [a.broadcast_to(out.shape) if isinstance(a, DeviceArray) else a for a in operands]
     dtypes = [a.dtype for a in operands] + [out.dtype]
-    kernel = _map_kernel(prim, tuple(sorted(params.items())),
+    kernel = elementwise_kernel(prim, tuple(sorted(params.items())),
                          tuple(isinstance(a, DeviceArray) for a in operands), max(target.ndim, 1),
                          float_type(*dtypes))
     launch(kernel, views, target)

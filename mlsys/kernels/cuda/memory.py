@@ -425,7 +425,7 @@ def _flat(a: DeviceArray) -> Any:
 
 def upload(host: Any) -> DeviceArray:
     """Copy a host array to a new device array (counted); integer arrays note their bounds."""
-    host = np.ascontiguousarray(host)
+    host = np.asarray(host, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
     out = empty(host.shape, host.dtype)
     if host.size:
         _flat(out).copy_to_device(host.reshape(-1))
@@ -451,18 +451,22 @@ def download(a: DeviceArray) -> np.ndarray:
 
 def kernel_view(a: DeviceArray) -> Any:
     """``a`` as a numba device array a kernel can take: same shape and strides, over its block
-    (a 0-d array becomes shape (1,))."""
+    (a 0-d array becomes shape (1,)). The view keeps ``a``'s block from going back to the
+    allocator while it exists."""
     shape, strides = (a.shape, a.strides) if a.shape else ((1,), (0,))
     nbytes = tuple(s * a.itemsize for s in strides)
     if SIMULATOR:
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
         host = a.block.raw._ary
-        return FakeCUDAArray(np.ndarray(shape, a.dtype, buffer=host, offset=a.offset * a.itemsize,
+        view = FakeCUDAArray(np.ndarray(shape, a.dtype, buffer=host, offset=a.offset * a.itemsize,
                                         strides=nbytes))
-    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+    else:
+        from numba.cuda.cudadrv.devicearray import DeviceNDArray
 
-    if any(s < 0 for s in strides):  # numba's device arrays start at their lowest address
-        return kernel_view(a.copy())
-    return DeviceNDArray(shape, nbytes, a.dtype,
-                         gpu_data=a.block.raw.gpu_data.view(a.offset * a.itemsize) if a.size else None)
+        if any(s < 0 for s in strides):  # numba's device arrays start at their lowest address
+            return kernel_view(a.copy())
+        view = DeviceNDArray(shape, nbytes, a.dtype,
+                             gpu_data=a.block.raw.gpu_data.view(a.offset * a.itemsize) if a.size else None)
+    view.mlsys_block = a.block
+    return view

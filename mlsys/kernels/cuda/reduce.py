@@ -18,7 +18,9 @@ import math
 import numpy as np
 from numba import float32
 
-from .runtime import WARP, cuda, launch_1d, to_device
+from .loops import fill
+from .memory import download, empty, kernel_view, upload
+from .runtime import WARP, cuda, launch_1d
 
 __all__ = ["BLOCK", "sum_tree", "sum_warp", "softmax_rows", "total", "softmax"]
 
@@ -104,11 +106,10 @@ def total(x: np.ndarray, method: str = "tree") -> np.float32:
     if method not in kernels:
         raise ValueError(f"total: method must be one of {', '.join(kernels)}, got {method!r}")
     _float32(x, "total")
-    (dx,) = to_device(x.reshape(-1))
-    out = cuda.to_device(np.zeros(1, np.float32))
+    out = fill(empty((1,), np.float32), 0)
     blocks, threads = launch_1d(x.size, BLOCK)
-    kernels[method][min(blocks, 64), threads](dx, out)
-    return out.copy_to_host()[0]
+    kernels[method][min(blocks, 64), threads](kernel_view(upload(x.reshape(-1))), kernel_view(out))
+    return download(out)[0]
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -116,7 +117,6 @@ def softmax(x: np.ndarray) -> np.ndarray:
     _float32(x, "softmax")
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"softmax: expected a 2-D array with non-empty rows, got shape {x.shape}")
-    (dx,) = to_device(x)
-    out = cuda.device_array(x.shape, np.float32)
-    softmax_rows[x.shape[0], ROW_BLOCK](dx, out)
-    return out.copy_to_host()
+    out = empty(x.shape, np.float32)
+    softmax_rows[x.shape[0], ROW_BLOCK](kernel_view(upload(x)), kernel_view(out))
+    return download(out)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import float32
 
-from .runtime import cuda, grid_2d, to_device
+from .memory import download, empty, kernel_view, upload
+from .runtime import cuda, grid_2d
 
 __all__ = ["TILE", "ROWS", "naive_kernel", "coalesced_kernel", "transpose"]
 
@@ -55,7 +56,7 @@ def transpose(a: np.ndarray, method: str = "coalesced") -> np.ndarray:
         raise ValueError(f"transpose: method must be one of {', '.join(KERNELS)}, got {method!r}")
     if a.ndim != 2 or a.dtype != np.float32:
         raise ValueError(f"transpose: expected a 2-D float32 array, got {a.dtype}{list(a.shape)}")
-    (da,) = to_device(a)
-    out = cuda.device_array((a.shape[1], a.shape[0]), np.float32)
-    KERNELS[method][grid_2d(a.shape[0], a.shape[1], (TILE, TILE)), (TILE, ROWS)](da, out)
-    return out.copy_to_host()
+    out = empty((a.shape[1], a.shape[0]), np.float32)
+    KERNELS[method][grid_2d(a.shape[0], a.shape[1], (TILE, TILE)), (TILE, ROWS)](
+        kernel_view(upload(a)), kernel_view(out))
+    return download(out)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.training.pipeline import run_pipeline
-from simulators.training.schedules import (
+from mlsys.parallel.schedules import (
     Slot,
     bubble_fraction,
     build,
@@ -14,6 +13,7 @@ from simulators.training.schedules import (
     one_f_one_b,
     peak_in_flight,
 )
+from simulators.training.pipeline import run_pipeline
 
 CASES = [("gpipe", 4, 8, 1), ("gpipe", 8, 3, 1), ("1f1b", 4, 8, 1), ("1f1b", 8, 3, 1),
          ("1f1b", 1, 5, 1), ("interleaved", 4, 8, 2), ("interleaved", 4, 4, 3),

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from mlsys.parallel.schedules import gpipe
 from simulators.training import Cluster, ParallelConfig, TransformerConfig, costs, run_pipeline, simulate
 from simulators.training.costs import Op, allreduce_time, half_ring_time, ops_time
 from simulators.training.memory import activation_bytes_per_layer, memory_per_gpu
-from simulators.training.schedules import gpipe
 
 GPT = TransformerConfig(layers=8, hidden=4096, heads=32, seq_len=2048)
 CLUSTER = Cluster()
