@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup book test lab lint clean
+.PHONY: setup book test lab lint clean gpu-check
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ book: $(STAMP)  ## execute every chapter (cached while unchanged) and build the 
 # --dist loadscope keeps each test module on one worker, so tests/test_book.py builds the book once.
 test: $(STAMP)  ## the whole suite: builds the book once (every chapter executed) and checks it in Chromium
 	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope --timeout 900 -q
+
+# Needs an NVIDIA GPU and its driver; installs CuPy (for the cuBLAS baseline) for this check only.
+gpu-check: $(STAMP)  ## the CUDA kernels and the MLP step timed on a real GPU vs cuBLAS and bandwidth
+	$(PY) -m pip install --quiet "cupy-cuda12x>=13"
+	MPLBACKEND=Agg $(PY) -m mlsys.kernels.cuda.gpucheck --out gpu-check.json
 
 lab: $(STAMP)  ## JupyterLab on the chapters
 	$(VENV)/bin/jupyter lab --notebook-dir=chapters --ServerApp.allow_root=True

@@ -125,7 +125,9 @@ def run(batch: int, hidden: int, repeat: int) -> list[dict]:
              "numpy by hand": numpy_step([w.copy() for w in weights], x, y),
              "pytorch (cpu)": torch_step(weights, x, y)}
     steps = {name: fn for name, fn in steps.items() if fn is not None}
-    times = dict(zip(steps, time_side_by_side(list(steps.values()), rounds=repeat)))
+    # many short samples, alternating: the best of each sees the least load from other programs
+    times = dict(zip(steps, time_side_by_side(list(steps.values()), rounds=repeat, repeat=20,
+                                              min_time=0.005)))
     rows = []
     for name, seconds in times.items():
         rows.append({"implementation": name, "batch": batch, "hidden": hidden,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import multiprocessing as mp
 import os
 import shutil
@@ -155,15 +156,19 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any, timeout: float =
     ctx = mp.get_context("fork")
     procs, conns = [], []
     try:
-        for rank in range(world_size):
-            parent_end, child_end = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, name=f"mlsys-rank-{rank}",
-                               args=(rank, segment, timeout, fn, args, child_end, os.getpid(),
-                                     world_size))
-            proc.start()
-            child_end.close()
-            procs.append(proc)
-            conns.append(parent_end)
+        gc.freeze()  # the children's collections skip what they inherit: no copy-on-write of it
+        try:
+            for rank in range(world_size):
+                parent_end, child_end = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker, name=f"mlsys-rank-{rank}",
+                                   args=(rank, segment, timeout, fn, args, child_end, os.getpid(),
+                                         world_size))
+                proc.start()
+                child_end.close()
+                procs.append(proc)
+                conns.append(parent_end)
+        finally:
+            gc.unfreeze()
         return _collect(procs, conns, segment)
     finally:
         set_abort(segment, "the launcher stopped", -1)

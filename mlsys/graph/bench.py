@@ -125,24 +125,24 @@ class _Numexpr:
         self.names[name] = np.float32(other)
         return name
 
-    def _op(self, symbol: str, other: Any, reflected: bool = False) -> _Numexpr:
-        a, b = self.text, self._operand(other)
-        return _Numexpr(f"({b} {symbol} {a})" if reflected else f"({a} {symbol} {b})", self.names)
-
     def call(self, function: str) -> _Numexpr:
         return _Numexpr(f"{function}({self.text})", self.names)
 
-    __add__ = lambda self, o: self._op("+", o)  # noqa: E731
-    __radd__ = lambda self, o: self._op("+", o, True)  # noqa: E731
-    __sub__ = lambda self, o: self._op("-", o)  # noqa: E731
-    __rsub__ = lambda self, o: self._op("-", o, True)  # noqa: E731
-    __mul__ = lambda self, o: self._op("*", o)  # noqa: E731
-    __rmul__ = lambda self, o: self._op("*", o, True)  # noqa: E731
-    __truediv__ = lambda self, o: self._op("/", o)  # noqa: E731
-    __rtruediv__ = lambda self, o: self._op("/", o, True)  # noqa: E731
-
     def __neg__(self) -> _Numexpr:
         return _Numexpr(f"(-{self.text})", self.names)
+
+
+def _numexpr_operator(symbol: str, reflected: bool) -> Callable[[_Numexpr, Any], _Numexpr]:
+    def op(self: _Numexpr, other: Any) -> _Numexpr:
+        a, b = self.text, self._operand(other)
+        return _Numexpr(f"({b} {symbol} {a})" if reflected else f"({a} {symbol} {b})", self.names)
+
+    return op
+
+
+for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/")):
+    setattr(_Numexpr, f"__{_name}__", _numexpr_operator(_symbol, reflected=False))
+    setattr(_Numexpr, f"__r{_name}__", _numexpr_operator(_symbol, reflected=True))
 
 
 def _numexpr_gelu(v: _Numexpr, approximate: str) -> _Numexpr:
@@ -269,11 +269,11 @@ def fusion_targets(rows: list[dict[str, Any]]) -> list[str]:
     """The met / NOT met lines of the chains' table."""
     fused = [r for r in rows if r["variant"].startswith("graph, fused")]
     heavy = [r for r in fused if r["chain"] in TRANSCENDENTAL_REDUCTIONS]
-    lines = ["target: compiled >= "f"{SPEEDUP_TARGET}x eager on transcendental chains with "
-             "broadcasting and a row sum: " + ", ".join(
-                 f"{r['speedup_vs_eager']:.1f}x ({r['chain'].split(', ')[1]}, {r['threads']} "
-                 f"thread{'s' if r['threads'] > 1 else ''})" for r in heavy)
-             + f", {_verdict(all(r['speedup_vs_eager'] >= SPEEDUP_TARGET for r in heavy))}"]
+    speedups = ", ".join(f"{r['speedup_vs_eager']:.1f}x ({r['chain'].split(', ')[1]}, "
+                         f"{r['threads']} thread{'s' if r['threads'] > 1 else ''})" for r in heavy)
+    lines = [f"target: compiled >= {SPEEDUP_TARGET}x eager on transcendental chains with "
+             f"broadcasting and a row sum: {speedups}, "
+             f"{_verdict(all(r['speedup_vs_eager'] >= SPEEDUP_TARGET for r in heavy))}"]
     against = [r for r in fused if r["vs_numexpr"] is not None]
     if against:
         worst = max(against, key=lambda r: r["vs_numexpr"])
@@ -327,19 +327,18 @@ def main(argv: list[str]) -> int:
     compiled_adam = next(r for r in adam if r["step"] == "mlsys.compile")["vs_pytorch"]
     heavy = next(r for r in steps if r["model"] == "gelu_mlp")
     mlp = next(r for r in steps if r["model"] == "mlp")
-    verdict = _verdict
     sections = [
         ("Training step, eager vs mlsys.compile (SGD; time per step, memory of the step's values)",
          steps, [f"target: compiled >= {SPEEDUP_TARGET}x eager on the elementwise-heavy model: "
-                 f"{heavy['speedup']:.2f}x, {verdict(heavy['speedup'] >= SPEEDUP_TARGET)}",
+                 f"{heavy['speedup']:.2f}x, {_verdict(heavy['speedup'] >= SPEEDUP_TARGET)}",
                  f"target: planned peak >= {MEMORY_TARGET:.0%} below naive on the MLP step: "
-                 f"{mlp['memory_saving']:.0%}, {verdict(mlp['memory_saving'] >= MEMORY_TARGET)}",
+                 f"{mlp['memory_saving']:.0%}, {_verdict(mlp['memory_saving'] >= MEMORY_TARGET)}",
                  "naive = one buffer per value of the traced step; planned = buffers after "
                  "optimization, liveness-based reuse and in-place fused kernels"]),
         ("Adam training step of the MLP: eager, compiled, PyTorch eager (one thread each)", adam,
          [f"target: compiled step faster than PyTorch's eager step at batch {ADAM_BATCH}: "
           + ("PyTorch is not installed (pip install 'mlsys[bench]')" if compiled_adam is None
-             else f"{compiled_adam:.2f}x its time, {verdict(compiled_adam < 1.0)}")]),
+             else f"{compiled_adam:.2f}x its time, {_verdict(compiled_adam < 1.0)}")]),
         ("Elementwise chains (float32): eager, unfused graph, fused kernels, numexpr, PyTorch; "
          "each on 1 thread and on all", chains, fusion_targets(chains)),
         ("Rematerialization: memory budget vs recompute (MLP depth 4, width 128)",

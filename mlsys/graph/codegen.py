@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels.cpu.forksafe import forked_after_threads
 from ..kernels.cpu.generated import SCALAR_IMPORTS, cache_dir, load
 from ..ops.registry import PRIMITIVES
 from .ir import Fused, Graph, Node, Var
@@ -288,12 +289,16 @@ def fused_out_shape(fused: Fused) -> tuple[int, ...]:
 
 
 class FusedKernel:
-    """A compiled fused group: ``kernel(*inputs, out=None)`` returns the group's output array."""
+    """A compiled fused group: ``kernel(*inputs, out=None)`` returns the group's output array.
+
+    A parallel kernel runs serially in a process forked after its parent's thread pool started
+    (:mod:`mlsys.kernels.cpu.forksafe`), where a parallel loop would abort the process."""
 
     def __init__(self, fused: Fused, parallel: bool | None = None) -> None:
         self.fused = fused
         self.layout = layout(fused)
-        self.source = generate_source(fused, parallel)
+        self.parallel = _work(fused) >= PARALLEL_MIN_WORK if parallel is None else parallel
+        self.source = generate_source(fused, self.parallel)
         self.shape = fused_out_shape(fused)
         self.dtype = fused_out_dtype(fused)
         dims = self.layout.dims
@@ -315,8 +320,12 @@ class FusedKernel:
         elif out.shape != self.shape or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(f"fused kernel: out must be a C-contiguous {self.dtype} array of shape "
                              f"{self.shape}, got {out.dtype} {out.shape}")
-        self._fn(out.reshape(self._store_shape), self._dims, *args)
+        fn = self._fn if not (self.parallel and forked_after_threads()) else self._serial()
+        fn(out.reshape(self._store_shape), self._dims, *args)
         return out
+
+    def _serial(self) -> Any:
+        return load(generate_source(self.fused, parallel=False)).kernel
 
 
 def compile_fused(fused: Fused, parallel: bool | None = None) -> FusedKernel:

@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.cuda.loops import (accumulator_type, choose_strategy, compile_source, launch,
-                                  loop_source)
+from ..kernels.cuda.loops import accumulator_type, choose_strategy, compile_source, launch, loop_source
 from ..kernels.cuda.memory import DeviceArray, empty, upload
 from ..ops.registry import PRIMITIVES
 from .codegen import fused_out_dtype, fused_out_shape

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, assign, notify
+from ..tensor import Tensor, assign, filled, notify
 
 
 def _plain(value: Any) -> bool:
@@ -145,7 +145,7 @@ class Module:
         state: OrderedDict[str, np.ndarray] = OrderedDict()
         for mod_name, module in self.named_modules():
             for name, t in list(module._parameters.items()) + list(module._buffers.items()):
-                state[f"{mod_name}.{name}" if mod_name else name] = t.data.copy()
+                state[f"{mod_name}.{name}" if mod_name else name] = np.array(t.data, copy=True)
         return state
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
@@ -190,4 +190,4 @@ def zero_grads(params: Any, set_to_none: bool = True) -> None:
         if set_to_none:
             p.grad = None
         else:
-            assign(p.grad, Tensor(np.zeros_like(p.grad.data)), donate=True)
+            assign(p.grad, filled(p.grad.shape, 0, p.grad.dtype, p.grad.device), donate=True)

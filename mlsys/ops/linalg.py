@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._rules import broadcast_shape
@@ -26,9 +28,13 @@ def _matmul_cost(a: Spec, b: Spec, *, out: Spec) -> Cost:
     return Cost(2 * out.size * k, a.nbytes + b.nbytes + out.nbytes)
 
 
+@functools.lru_cache(maxsize=64)
+def _swapped(ndim: int) -> tuple[int, ...]:
+    return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+
+
 def _swap_last(x):
-    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
-    return permute(x, axes=axes)
+    return permute(x, axes=_swapped(x.ndim))
 
 
 def _matmul_vjp(g, out, a, b):

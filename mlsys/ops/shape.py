@@ -38,6 +38,7 @@ def _permute_shape(x: Spec, *, axes: tuple[int, ...]) -> Spec:
     return Spec(tuple(x.shape[a] for a in axes), x.dtype)
 
 
+@functools.lru_cache(maxsize=1024)  # permute's VJP asks for the same few on every backward
 def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(range(len(axes)), key=axes.__getitem__))
 

@@ -186,3 +186,28 @@ def test_transcendental_chains_compile_to_simd_code():
     asm = "\n".join(fresh.inspect_asm().values())
     packed = sum(asm.count(op) for op in ("mulps", "addps", "divps"))  # vmulps etc. with AVX
     assert packed > 25, "the tile loop was not vectorized"  # about 35 when it is, 13 when not
+
+
+def _run_in_fork(kernel, x, y, results):
+    results.put(kernel(x, y))
+
+
+def test_a_forked_child_runs_parallel_kernels_serially():
+    """GNU OpenMP's pool does not survive fork: a child of a process that used it must not run a
+    parallel loop (it would abort), yet DataLoader workers and mlsys.comm ranks are forked."""
+    import multiprocessing
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((9, 3000)).astype(np.float32), rng.standard_normal((9, 1)).astype(np.float32)
+    kernel = compile_fused(_group(lambda x, y: ((x * y).tanh() * x.exp()).sum(1), x, y), parallel=True)
+    expected = kernel(x, y)  # the parent's pool is running now
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_run_in_fork, args=(kernel, x, y, results))
+    child.start()
+    child.join(120)  # the result is 36 bytes: the queue never blocks the child's exit
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    assert child.exitcode == 0, f"the forked child ended with {child.exitcode}"
+    np.testing.assert_array_equal(results.get(timeout=10), expected)

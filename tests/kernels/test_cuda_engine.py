@@ -12,8 +12,10 @@ import mlsys
 from mlsys.graph.codegen_cuda import CudaFusedKernel, generate_cuda_source
 from mlsys.graph.executor_cuda import CudaExecutable
 from mlsys.graph.ir import Fused, Graph, Node, fresh
-from mlsys.kernels.cuda import loops, matmul, nn
+from mlsys.kernels import traffic
+from mlsys.kernels.cuda import indexing, loops, matmul, nn
 from mlsys.kernels.cuda.memory import ALLOCATOR, count_transfers, download, empty, upload
+from mlsys.kernels.cuda.runtime import SIMULATOR
 from mlsys.ops import PRIMITIVES, Spec
 
 REDUCTIONS = sorted(n for n, p in PRIMITIVES.items() if p.reduction is not None)
@@ -25,9 +27,8 @@ def test_reductions_over_any_axes(name: str, strategy: str, rng: np.random.Gener
     x = rng.standard_normal((3, 4, 5)).astype(np.float32) + 2
     d = upload(x)
     prim = PRIMITIVES[name]
-    for axis, keepdims in [(None, False), ((0,), True), ((1, 2), False), ((0, 2), False)]:
-        if strategy == "rows" and axis is None:
-            continue
+    cases = [(None, False), ((0,), True), ((1, 2), False), ((0, 2), False)]
+    for axis, keepdims in cases[2:] if strategy == "rows" else cases:  # rows: a block per output
         spec = prim.shape(Spec.of(x), axis=axis, keepdims=keepdims)
         got = download(loops.reduction(prim, d, axis, keepdims, spec.dtype, strategy))
         want = prim.forward(x, axis=axis, keepdims=keepdims)
@@ -70,6 +71,19 @@ def test_engine_matmul_takes_batched_broadcast_and_transposed_operands(stage: st
         matmul.matmul_into(out, upload(a), upload(w).T, "blas")
 
 
+@pytest.mark.skipif(not SIMULATOR, reason="traffic is counted in the CUDA simulator")
+def test_two_dimensional_blocking_reuses_both_operands_from_registers(rng: np.random.Generator) -> None:
+    n, tile = 16, 16  # one block of 64 threads, each a 2 x 2 block of C
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    c = traffic.tracked(np.zeros((n, n), np.float32))
+    grid, block = matmul.launch_shape("blocked", n, n, tile)
+    with traffic.counting() as log:
+        matmul.blocked_kernel(tile)[grid, block](traffic.tracked(a), traffic.tracked(b), c)
+    np.testing.assert_allclose(c.array, a @ b, rtol=1e-4, atol=1e-4)
+    counts = log.summary()
+    assert counts["global_loads"] == 2 * n**3 // tile and counts["shared_loads"] == 2 * n**3 // 2
+
+
 def test_index_checks_use_known_bounds_and_match_the_reference_message() -> None:
     logp = mlsys.tensor(np.zeros((3, 4), np.float32)).to("cuda")
     target = mlsys.tensor(np.array([0, 3, 4])).to("cuda")
@@ -83,6 +97,24 @@ def test_index_checks_use_known_bounds_and_match_the_reference_message() -> None
     assert (moved.to_host, moved.to_host_bytes) == (1, 16)  # the index range, measured there
     with pytest.raises(IndexError, match="take: index 5 is out of range for dimension 0 of size 3"):
         mlsys.tensor(np.ones((3, 2), np.float32)).to("cuda")[mlsys.tensor(np.array([5])).to("cuda")]
+
+
+def test_indexing_with_arrays_gathers_adds_and_writes_through_positions(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    for key in [(np.array([0, 2, 0]),), (slice(1, 3), np.array([0, 4, 4])), (x > 0,),
+                (np.array([[1], [2]]), np.array([0, 3]))]:
+        v = rng.standard_normal(x[key].shape).astype(np.float32)
+        with count_transfers() as moved:
+            got = indexing.getitem(upload(x), key)
+        assert (moved.to_device, moved.to_host) == (2, 0)  # x, and the selected positions
+        np.testing.assert_array_equal(download(got), x[key])
+        written = x.copy()
+        written[key] = v  # a repeated position keeps the last value, as numpy's
+        np.testing.assert_array_equal(download(indexing.setitem(upload(x), upload(v), key)), written)
+        added = np.zeros_like(x)
+        np.add.at(added, key, v)
+        np.testing.assert_allclose(download(indexing.scatter_add(upload(v), key, x.shape)), added,
+                                   rtol=1e-6)
 
 
 def test_argsort_and_argmax_follow_the_reference_on_ties_and_nan() -> None:

@@ -13,9 +13,17 @@ import pytest
 
 import mlsys
 from mlsys.kernels import to_device
-from mlsys.kernels.cuda.memory import (ALLOCATOR, MIN_BLOCK, CachingAllocator, DeviceArray,
-                                       count_transfers, download, memory_stats, round_size,
-                                       upload)
+from mlsys.kernels.cuda.memory import (
+    ALLOCATOR,
+    MIN_BLOCK,
+    CachingAllocator,
+    DeviceArray,
+    count_transfers,
+    download,
+    memory_stats,
+    round_size,
+    upload,
+)
 
 
 def _cuda(array: np.ndarray, requires_grad: bool = False) -> mlsys.Tensor:

@@ -3,8 +3,9 @@
 Each elementwise primitive's scalar template becomes a ufunc (a compiled loop with numpy's
 broadcasting) for the operand dtypes it is called with, on first use, cached on disk. The
 operands are float32 or float64 (one of them for all), bool where a primitive takes a condition;
-other dtypes are left to the numpy reference. Fused elementwise kernels (several ops in one
-loop) are generated from traced graphs by :mod:`mlsys.graph.codegen`.
+other dtypes are left to the numpy reference. ``exp``, ``tanh`` and ``erf`` are
+:mod:`mlsys.kernels.cpu.vmath`'s (vectorizable polynomials on float32). Fused elementwise kernels
+(several ops in one loop) are generated from traced graphs by :mod:`mlsys.graph.codegen`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit, prange
 
+from .forksafe import usable
+
 __all__ = ["STAGES", "matmul", "naive", "reordered", "tiled", "parallel", "packed"]
 
 ROW_BLOCK = 64  # rows of C per block in the tiled kernels
@@ -152,18 +154,18 @@ def _padded(x: np.ndarray, rows: int) -> np.ndarray:
 
 
 def _run_packed(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    ap, bt = _padded(a, 4), _pack_transposed(np.ascontiguousarray(b), 2)
+    ap, bt = _padded(a, 4), usable(_pack_transposed)(np.ascontiguousarray(b), 2)
     if ap.shape[0] == a.shape[0] and bt.shape[0] == b.shape[1]:
-        _packed(ap, bt, out, out.dtype.type(0))
+        usable(_packed)(ap, bt, out, out.dtype.type(0))
         return
     full = np.empty((ap.shape[0], bt.shape[0]), out.dtype)
-    _packed(ap, bt, full, out.dtype.type(0))
+    usable(_packed)(ap, bt, full, out.dtype.type(0))
     out[...] = full[: a.shape[0], : b.shape[1]]
 
 
 def _contiguous(kernel: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
     def run(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        kernel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+        usable(kernel)(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
 
     run.__name__ = kernel.__name__.lstrip("_")
     return run

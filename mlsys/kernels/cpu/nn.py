@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ...ops.registry import PRIMITIVES, Primitive, get
+from .forksafe import usable
 from .generated import load
 from .vmath import exp
 
@@ -62,7 +63,7 @@ def reduce3(x: np.ndarray, op: Primitive | str) -> np.ndarray:
     if x.ndim != 3 or x.shape[1] == 0:
         raise ValueError(f"reduce3: expected a 3-D array with a non-empty middle axis, got {x.shape}")
     out = np.empty((x.shape[0], x.shape[2]), x.dtype)
-    load(_reduce3_source(prim)).kernel(np.ascontiguousarray(x), out)
+    usable(load(_reduce3_source(prim)).kernel)(np.ascontiguousarray(x), out)
     if prim.reduction.mean:
         out /= x.shape[1]
     return out
@@ -101,7 +102,7 @@ def softmax_rows(x: np.ndarray) -> np.ndarray:
     """Numerically stable softmax over the last axis (max subtracted before ``exp``)."""
     rows = _rows(x, "softmax_rows")
     out = np.empty_like(rows)
-    _softmax_rows(rows, out, False)
+    usable(_softmax_rows)(rows, out, False)
     return out.reshape(x.shape)
 
 
@@ -109,7 +110,7 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
     """``x - logsumexp(x)`` over the last axis, computed stably."""
     rows = _rows(x, "log_softmax_rows")
     out = np.empty_like(rows)
-    _softmax_rows(rows, out, True)
+    usable(_softmax_rows)(rows, out, True)
     return out.reshape(x.shape)
 
 
@@ -139,7 +140,8 @@ def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
         raise ValueError(f"layer_norm_rows: weight and bias must have shape ({rows.shape[1]},), "
                          f"got {weight.shape} and {bias.shape}")
     out = np.empty_like(rows)
-    _layer_norm_rows(rows, weight.astype(x.dtype), bias.astype(x.dtype), x.dtype.type(eps), out)
+    usable(_layer_norm_rows)(rows, weight.astype(x.dtype), bias.astype(x.dtype), x.dtype.type(eps),
+                             out)
     return out.reshape(x.shape)
 
 
@@ -187,5 +189,6 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: int = 1, padding: int = 0) -> n
         raise ValueError(f"conv2d: kernel {w.shape[2:]} does not fit input {x.shape[2:]} with "
                          f"padding {padding}")
     out = np.empty((x.shape[0], w.shape[0], ho, wo), x.dtype)
-    _conv2d(np.ascontiguousarray(x), np.ascontiguousarray(w.astype(x.dtype)), out, stride, padding)
+    usable(_conv2d)(np.ascontiguousarray(x), np.ascontiguousarray(w.astype(x.dtype)), out, stride,
+                    padding)
     return out

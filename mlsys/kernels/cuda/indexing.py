@@ -4,6 +4,11 @@
 ``put_add`` and ``put_along_add`` add into zeros with atomic adds, because two indices may name
 one row (a repeated token). Basic indexing is a view; ``concatenate``, ``pad``, ``setitem`` and
 ``scatter_add`` at a basic index are copies into views of a new array.
+
+An index with arrays in it (``x[[0, 2], 1:]``, a boolean mask) is a parameter of the primitive,
+held on the host: numpy's own indexing picks, on the host, the positions it selects (of an array
+of positions, not of the values), and those positions are uploaded (a counted transfer) for a
+kernel that gathers, adds or writes through them.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from .loops import copy_into, fill
-from .memory import DeviceArray, empty, kernel_view
+from .memory import DeviceArray, empty, kernel_view, upload
 from .nn import check_indices, grid_stride, restore_rows, rows_of
 from .runtime import cuda
 
 __all__ = ["take", "put_add", "gather", "put_along_add", "basic", "concatenate", "pad", "setitem",
-           "scatter_add"]
+           "scatter_add", "getitem"]
 
 
 def basic(key: tuple) -> bool:
@@ -133,15 +138,70 @@ def pad(x: DeviceArray, widths: tuple, value: Any) -> DeviceArray:
     return out
 
 
+def _positions(shape: tuple[int, ...], key: tuple) -> np.ndarray:
+    """The C-order positions in an array of ``shape`` that numpy's ``array[key]`` selects."""
+    return np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)[key]
+
+
+def _flat(x: DeviceArray) -> DeviceArray:
+    return (x if x.c_contiguous else x.copy()).reshape(-1)
+
+
+@cuda.jit
+def _read_at_kernel(src, positions, out):
+    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        out[i] = src[positions[i]]
+
+
+@cuda.jit
+def _write_at_kernel(values, pairs, out):
+    for i in range(cuda.grid(1), pairs.shape[1], cuda.gridsize(1)):
+        out[pairs[0, i]] = values[pairs[1, i]]
+
+
+@cuda.jit
+def _add_at_kernel(values, positions, out):
+    for i in range(cuda.grid(1), positions.shape[0], cuda.gridsize(1)):
+        cuda.atomic.add(out, positions[i], values[i])
+
+
+def getitem(x: DeviceArray, key: tuple) -> DeviceArray:
+    """``x[key]``: a view for a basic index, else a gather through the selected positions."""
+    if basic(key):
+        return x[key]
+    positions = _positions(x.shape, key)
+    out = empty(positions.shape, x.dtype)
+    grid_stride(_read_at_kernel, out.size, kernel_view(_flat(x)),
+                kernel_view(upload(positions.reshape(-1))), kernel_view(out.reshape(-1)))
+    return out
+
+
 def setitem(x: DeviceArray, v: Any, key: tuple) -> DeviceArray:
-    """``x`` with ``v`` written at a basic index (out of place)."""
+    """``x`` with ``v`` written at ``key`` (out of place). Where an index names a position twice,
+    the last value is written, as in numpy."""
     out = x.copy()
-    copy_into(out[key], v)
+    if basic(key):
+        copy_into(out[key], v)
+        return out
+    selected = _positions(x.shape, key)
+    positions = selected.reshape(-1)
+    if not positions.size:
+        return out
+    values = _flat(v.broadcast_to(selected.shape))
+    last = positions.size - 1 - np.unique(positions[::-1], return_index=True)[1]
+    pairs = upload(np.stack([positions[last], last]))  # where to write, which value: one copy
+    grid_stride(_write_at_kernel, last.size, kernel_view(values), kernel_view(pairs),
+                kernel_view(out.reshape(-1)))
     return out
 
 
 def scatter_add(g: DeviceArray, key: tuple, shape: tuple[int, ...]) -> DeviceArray:
-    """Zeros of ``shape`` with ``g`` at a basic index (no position repeats: a copy)."""
+    """Zeros of ``shape`` with ``g`` added at ``key`` (repeated positions accumulate)."""
     out = fill(empty(shape, g.dtype), 0)
-    copy_into(out[key], g)
+    if basic(key):
+        copy_into(out[key], g)
+        return out
+    positions = _positions(shape, key)
+    grid_stride(_add_at_kernel, positions.size, kernel_view(_flat(g.broadcast_to(positions.shape))),
+                kernel_view(upload(positions.reshape(-1))), kernel_view(out.reshape(-1)))
     return out

@@ -247,7 +247,7 @@ class DeviceArray:
     """
 
     __slots__ = ("block", "dtype", "shape", "strides", "offset", "base", "writeable", "bounds",
-                 "__weakref__")
+                 "_kernel_view", "__weakref__")
 
     def __init__(self, block: Block, dtype: Any, shape: Sequence[int], strides: Sequence[int] | None = None,
                  offset: int = 0, base: DeviceArray | None = None, writeable: bool = True,
@@ -256,6 +256,7 @@ class DeviceArray:
         self.shape = tuple(int(n) for n in shape)
         self.strides = _contiguous_strides(self.shape) if strides is None else tuple(map(int, strides))
         self.offset, self.base, self.writeable, self.bounds = int(offset), base, writeable, bounds
+        self._kernel_view: Any = None  # made once (the layout never changes)
 
     # -- what numpy-shaped code reads -------------------------------------------------------
     @property
@@ -453,6 +454,12 @@ def kernel_view(a: DeviceArray) -> Any:
     """``a`` as a numba device array a kernel can take: same shape and strides, over its block
     (a 0-d array becomes shape (1,)). The view keeps ``a``'s block from going back to the
     allocator while it exists."""
+    if a._kernel_view is None:
+        a._kernel_view = _numba_view(a)
+    return a._kernel_view
+
+
+def _numba_view(a: DeviceArray) -> Any:
     shape, strides = (a.shape, a.strides) if a.shape else ((1,), (0,))
     nbytes = tuple(s * a.itemsize for s in strides)
     if SIMULATOR:
@@ -465,7 +472,7 @@ def kernel_view(a: DeviceArray) -> Any:
         from numba.cuda.cudadrv.devicearray import DeviceNDArray
 
         if any(s < 0 for s in strides):  # numba's device arrays start at their lowest address
-            return kernel_view(a.copy())
+            return _numba_view(a.copy())
         view = DeviceNDArray(shape, nbytes, a.dtype,
                              gpu_data=a.block.raw.gpu_data.view(a.offset * a.itemsize) if a.size else None)
     view.mlsys_block = a.block

@@ -13,7 +13,7 @@ scalar template; every reduction with an accumulator a generated reduction over 
 (``Primitive.view``) a view of the same device memory; matmul (batched), softmax, log_softmax,
 the losses, indexing, im2col and the rest their kernels in :mod:`.nn`, :mod:`.indexing` and
 :mod:`.matmul`. A kernel returns ``NotImplemented`` for what it does not take (matmul in float64,
-an index array inside a ``getitem``, ``binary_cross_entropy``'s host-side check of its input):
+``binary_cross_entropy``, whose reference checks its input on the host):
 the engine then runs the numpy reference on downloaded copies and uploads the result, noted once
 per primitive, and counted like every transfer.
 
@@ -98,10 +98,11 @@ def _reduction(prim: Primitive) -> Any:
 
 
 def _view(prim: Primitive) -> Any:
-    """A view primitive's numpy forward, run on the device array's own view methods."""
+    """A view primitive's numpy forward, run on the device array's own view methods (an index
+    with arrays in it gathers instead)."""
     def impl(x: Any, **params: Any) -> Any:
-        if prim is shape_ops.getitem and not indexing.basic(params["index"].key):
-            return NotImplemented
+        if prim is shape_ops.getitem:
+            return indexing.getitem(_on_device(x), params["index"].key)
         return prim.forward(_on_device(x), **params)
 
     return impl
@@ -224,16 +225,13 @@ def _pad(x: Any, *, widths: tuple, value: float) -> Any:
 
 @shape_ops.setitem.implement(DEVICE)
 def _setitem(x: Any, v: Any, *, index: shape_ops.Index) -> Any:
-    if not indexing.basic(index.key):
-        return NotImplemented
-    return indexing.setitem(_on_device(x), loops.as_operand(v) if np.ndim(v) == 0 else _on_device(v),
+    scalar = np.ndim(v) == 0 and indexing.basic(index.key)  # travels with the launch
+    return indexing.setitem(_on_device(x), loops.as_operand(v) if scalar else _on_device(v),
                             index.key)
 
 
 @shape_ops.scatter_add.implement(DEVICE)
 def _scatter_add(g: Any, *, index: shape_ops.Index, shape: tuple[int, ...]) -> Any:
-    if not indexing.basic(index.key):
-        return NotImplemented
     return indexing.scatter_add(_on_device(g), index.key, tuple(shape))
 
 

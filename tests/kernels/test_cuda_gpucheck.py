@@ -1,0 +1,36 @@
+"""`make gpu-check`'s script: it refuses to pass off the simulator as a GPU, and its code paths
+(every measurement, the table, the JSON) run end to end in the simulator on tiny sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlsys.kernels.cuda import gpucheck
+from mlsys.kernels.cuda.runtime import SIMULATOR
+
+pytestmark = pytest.mark.skipif(not SIMULATOR, reason="a real GPU runs the real check")
+
+
+def test_it_refuses_to_measure_the_simulator(capsys: pytest.CaptureFixture) -> None:
+    assert gpucheck.main(["--out", "unused.json"]) == 2
+    assert "has none" in capsys.readouterr().err
+
+
+def test_the_simulated_check_writes_every_row(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "check.json"
+    assert gpucheck.main(["--simulate", "--n", "8", "--rows", "8", "--batch", "4", "--hidden", "4",
+                          "--repeat", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["simulated"] and report["device"].startswith("Numba CUDA simulator")
+    checks = [r["check"] for r in report["rows"]]
+    assert [c.split(" (")[0] for c in checks[:4]] == [f"matmul {s}" for s in gpucheck.STAGES]
+    for expected in ("row sum", "row softmax", "MLP step: cuda vs cpu",
+                     "MLP step: compiled vs eager cuda", "transfers per step, cuda compiled"):
+        assert expected in checks
+    transfers = [r for r in report["rows"] if r["unit"] == "copies"]
+    assert len(transfers) == 2 and all(r["met"] and r["value"] == 3 for r in transfers)
+    assert all(r["met"] is None for r in report["rows"] if r["unit"] != "copies")  # not a GPU
+    assert "SIMULATED" in capsys.readouterr().out
