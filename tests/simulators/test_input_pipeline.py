@@ -115,3 +115,15 @@ def test_available_cores_are_between_nothing_and_all() -> None:
 def test_bad_input_is_refused(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("workers, cores", [(1, 2), (3, 4), (5, 8), (12, 16)])
+def test_spread_costs_average_to_their_mean_and_respect_the_bound(workers, cores) -> None:
+    # each part's samples are replayed in shuffled passes, so every pass costs exactly the measured
+    # mean: past the prefetched start, a run cannot beat the closed form by drawing cheap samples
+    rng = np.random.default_rng(1)
+    spread = lambda low, high: tuple(rng.uniform(low, high, 8))  # noqa: E731
+    costs = LoaderCosts(spread(0.002, 0.006), spread(2e-4, 4e-4), spread(1e-4, 3e-4), spread(8e-4, 1.2e-3))
+    bound = step_time_bound(costs, workers, cores)
+    for seed in range(5):
+        assert simulate_loader(costs, workers, cores=cores, batches=120, seed=seed).steady_step() >= 0.99 * bound
