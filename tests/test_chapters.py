@@ -1,4 +1,5 @@
-"""The chapter notebooks as committed: listed in the table of contents, without outputs, math MyST reads.
+"""The chapter notebooks and bibliography as committed: listed in the table of contents, without outputs,
+math MyST reads, references sorted.
 
 Executing them is the book build's job: tests/test_book.py builds the book once and reports each
 chapter's errors (``-k 05`` selects chapter 5 there).
@@ -36,3 +37,10 @@ def test_markdown_math_uses_dollar_delimiters() -> None:
              for i, cell in enumerate(nbformat.read(p, as_version=4).cells, start=1)
              if cell.cell_type == "markdown" for m in ESCAPED_MATH.finditer(cell.source)]
     assert not found, "write math as $...$ or $$...$$ (MyST shows \\( \\) as brackets):\n" + "\n".join(found)
+
+
+def test_bibliography_is_sorted_by_key_without_duplicates() -> None:
+    keys = re.findall(r"^@\w+\{([^,]+),", (CHAPTERS / "references.bib").read_text(), flags=re.MULTILINE)
+    assert len(keys) == len({k.lower() for k in keys}), "duplicate keys in references.bib"
+    out_of_order = [(a, b) for a, b in zip(keys, keys[1:]) if a.lower() > b.lower()]
+    assert not out_of_order, f"references.bib: keep entries sorted by key: {out_of_order}"

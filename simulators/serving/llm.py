@@ -108,8 +108,8 @@ def decode_step_time(model: TransformerShape, device: GPU | str, contexts: np.nd
         return 0.0
     nbytes = model.weight_bytes(dtype) + model.kv_bytes_per_token(dtype) * ctx.sum()
     flops = 2 * model.params * len(ctx) + 4 * model.layers * model.hidden * ctx.sum()
-    return max(flops / (dev.peak(_peak_key(dtype, dev)) * flops_efficiency),
-               nbytes / (dev.memory_bandwidth * bandwidth_efficiency))
+    return float(max(flops / (dev.peak(_peak_key(dtype, dev)) * flops_efficiency),
+                     nbytes / (dev.memory_bandwidth * bandwidth_efficiency)))
 
 
 def prefill_time(model: TransformerShape, device: GPU | str, prompt_tokens: np.ndarray | list[int],
@@ -124,8 +124,8 @@ def prefill_time(model: TransformerShape, device: GPU | str, prompt_tokens: np.n
         return 0.0
     flops = 2 * model.params * p.sum() + 2 * model.layers * model.hidden * (p ** 2).sum()
     nbytes = model.weight_bytes(dtype) + model.kv_bytes_per_token(dtype) * p.sum()
-    return max(flops / (dev.peak(_peak_key(dtype, dev)) * flops_efficiency),
-               nbytes / (dev.memory_bandwidth * bandwidth_efficiency))
+    return float(max(flops / (dev.peak(_peak_key(dtype, dev)) * flops_efficiency),
+                     nbytes / (dev.memory_bandwidth * bandwidth_efficiency)))
 
 
 def _peak_key(dtype: str, dev: GPU) -> str:

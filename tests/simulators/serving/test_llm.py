@@ -32,6 +32,7 @@ def test_decode_is_bandwidth_bound_at_small_batches_and_compute_bound_at_large()
     assert decode_step_time(model, a100, [1]) == pytest.approx(weights_time, rel=0.01)
     one, eight = decode_step_time(model, a100, [512]), decode_step_time(model, a100, [512] * 8)
     assert eight < 1.5 * one  # eight sequences for little more than the price of one
+    assert type(one) is float and type(prefill_time(model, a100, [16])) is float  # not numpy scalars
     huge = decode_step_time(model, a100, [1] * 4096)
     assert huge == pytest.approx(2 * model.params * 4096 / a100.peak("fp16"), rel=0.05)
     assert prefill_time(model, a100, [2048]) == pytest.approx(
