@@ -5,10 +5,10 @@ When bubblewrap is missing, :mod:`.sandbox` starts this file as a script under u
 fresh user, mount, PID and network namespaces (root over nothing outside them) and does what
 bubblewrap would: mounts a tmpfs as the new root, binds the allowed paths into it read-only, hides
 the listed ones under empty tmpfs, adds a private ``/tmp`` and working directory of limited size,
-``/proc`` for the new PID namespace and a few device nodes, makes that the root (``pivot_root``,
-the host's root detached), forbids nested user namespaces, drops the capability bounding set,
-sets no-new-privileges and runs the command as a child it reaps (it is PID 1 of the namespace:
-when it exits, the kernel kills every process left in the sandbox).
+``/proc`` for the new PID namespace, a few device nodes and a private ``/dev/shm``, makes that the
+root (``pivot_root``, the host's root detached), forbids nested user namespaces, drops the
+capability bounding set, sets no-new-privileges and runs the command as a child it reaps (it is
+PID 1 of the namespace: when it exits, the kernel kills every process left in the sandbox).
 
 Usage: ``python jail.py SPEC_JSON -- COMMAND...`` where the spec holds ``root`` (an empty folder
 for the mount point), ``binds``, ``hide``, ``workdir``, ``tmp_mb`` and ``workdir_mb``.
@@ -74,6 +74,9 @@ def build(spec: dict) -> None:
         if os.path.exists(f"/dev/{name}"):
             open(f"{root}/dev/{name}", "a").close()
             _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
+    os.makedirs(root + "/dev/shm")  # private POSIX shared memory (multiprocessing's locks), as bwrap's
+    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(spec['tmp_mb'])}m,mode=1777")
     os.mkdir(root + "/.old")
     if _libc.pivot_root(root.encode(), (root + "/.old").encode()) != 0:
         errno = ctypes.get_errno()

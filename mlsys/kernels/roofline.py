@@ -157,11 +157,10 @@ def measure_peaks(name: str = "this CPU", gemm_n: int = 1024, megabytes: float |
     return Peaks(name, measure_flops(gemm_n), measure_bandwidth(megabytes))
 
 
-def attainable(intensity: float | np.ndarray, peaks: Any) -> float | np.ndarray:
-    """Roofline bound in FLOP/s at ``intensity`` for ``peaks`` (a :class:`Peaks`, or anything
-    with ``flops`` and ``bandwidth``; a GPU catalog entry's ``flops`` dict uses its fp32 peak)."""
-    flops = peaks.flops["fp32"] if isinstance(peaks.flops, dict) else peaks.flops
-    return np.minimum(flops, np.asarray(intensity) * peaks.bandwidth)
+def attainable(intensity: float | np.ndarray, peaks: Peaks) -> float | np.ndarray:
+    """Roofline bound in FLOP/s at ``intensity`` for ``peaks`` (a :class:`Peaks`; a catalogued
+    GPU's is ``gpu(name).roof(dtype)``)."""
+    return np.minimum(peaks.flops, np.asarray(intensity) * peaks.bandwidth)
 
 
 def primitive_cost(name: str, *shapes: Sequence[int], dtype: Any = np.float32,
@@ -172,12 +171,12 @@ def primitive_cost(name: str, *shapes: Sequence[int], dtype: Any = np.float32,
     return prim.cost(*specs, out=prim.shape(*specs, **params), **params)
 
 
-def plot(ax: Any, peaks: Any, points: Sequence[tuple[str, float, float]] = (),
+def plot(ax: Any, peaks: Peaks, points: Sequence[tuple[str, float, float]] = (),
          intensity_range: tuple[float, float] = (1 / 16, 256), label: str | None = None) -> None:
     """Draw the roofline of ``peaks`` on matplotlib axes ``ax`` (log-log, GFLOP/s vs FLOP/byte),
     with measured kernels as ``(name, intensity, flops_per_second)`` points."""
     x = np.geomspace(*intensity_range, 200)
-    ax.loglog(x, attainable(x, peaks) / 1e9, label=label or getattr(peaks, "name", "roofline"))
+    ax.loglog(x, attainable(x, peaks) / 1e9, label=label or peaks.name)
     for name, intensity, flops in points:
         ax.scatter([intensity], [flops / 1e9], zorder=3)
         ax.annotate(name, (intensity, flops / 1e9), textcoords="offset points", xytext=(4, 4),

@@ -17,7 +17,7 @@ from mlsys.grading.session import KernelGone, LearnerError, Session
 KINDS = ["bwrap", "unshare"]
 
 PROBE = '''
-import ctypes, json, os, socket, subprocess, sys
+import ctypes, json, multiprocessing, os, socket, subprocess, sys
 
 def attempt(fn):
     try:
@@ -30,8 +30,12 @@ def write(path):
         f.write("x")
     return path
 
-def probe(secret, sibling, port):
+def probe(secret, sibling, port, host_shm):
     results = {
+        "semaphore": attempt(lambda: multiprocessing.Lock().acquire()),  # needs a /dev/shm
+        "write_shm": attempt(lambda: write("/dev/shm/mine")),
+        "shm_listing": sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else None,
+        "read_host_shm": attempt(lambda: open(host_shm).read()),
         "read_secret": attempt(lambda: open(secret).read()),
         "list_secret_folder": attempt(lambda: os.listdir(os.path.dirname(secret))),
         "read_sibling": attempt(lambda: open(sibling).read()),
@@ -71,6 +75,9 @@ def probed(kind: str, tmp_path_factory) -> tuple[dict, list[bytes]]:
     secret.write_text("the hidden tests")
     sibling = tmp_path_factory.mktemp("submissions") / "other_student.ipynb"
     sibling.write_text("{}")
+    host_shm = f"/dev/shm/mlsys-sandbox-probe-{os.getpid()}"
+    with open(host_shm, "w") as f:
+        f.write("a host segment")
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
     session = Session(kind, Confinement(memory_mb=2048, cpu_seconds=60),
@@ -79,9 +86,10 @@ def probed(kind: str, tmp_path_factory) -> tuple[dict, list[bytes]]:
         session.start(60)
         assert session.run(f"LABS = {str(BUILTIN_LABS.resolve())!r}\n" + PROBE, 30) is None
         results = session.call("probe", [str(secret), str(sibling),
-                                         listener.getsockname()[1]], {}, 60)
+                                         listener.getsockname()[1], host_shm], {}, 60)
     finally:
         session.stop()
+        os.unlink(host_shm)
     reached = []
     try:
         reached.append(listener.accept()[0].recv(10))
@@ -103,6 +111,13 @@ def test_only_the_private_folders_are_writable(probed) -> None:
     assert results["write_venv"] in ("OSError", "PermissionError", "FileNotFoundError")
     assert results["write_home"].startswith("ok") and results["write_tmp"].startswith("ok")
     assert results["cwd"] == WORKDIR and results["tmp_listing"] == ["mine.txt"]  # only ours
+
+
+def test_shared_memory_is_private_and_works(probed) -> None:
+    results, _ = probed
+    assert results["semaphore"] == "ok: True" and results["write_shm"].startswith("ok")
+    assert results["read_host_shm"] == "FileNotFoundError" and "mine" in results["shm_listing"]
+    assert not any(name.startswith("mlsys-") for name in results["shm_listing"])  # none of the host's
 
 
 def test_processes_and_the_network_of_the_host_are_invisible(probed) -> None:

@@ -15,9 +15,9 @@ def test_attainable_is_the_minimum_of_the_two_roofs() -> None:
     peaks = roofline.Peaks("toy", flops=100e9, bandwidth=10e9)
     assert peaks.ridge == 10
     np.testing.assert_allclose(roofline.attainable(np.array([1, 10, 100]), peaks), [10e9, 100e9, 100e9])
-    h100 = gpus.gpu("H100")
-    assert roofline.attainable(1.0, h100) == pytest.approx(h100.bandwidth)
-    assert roofline.attainable(1e6, h100) == pytest.approx(h100.flops["fp32"])
+    h100 = gpus.gpu("H100").roof("fp32")
+    assert roofline.attainable(1.0, h100) == pytest.approx(3350e9)
+    assert roofline.attainable(1e6, h100) == pytest.approx(67e12)
 
 
 def test_primitive_cost_reads_the_registry_rule() -> None:
@@ -69,9 +69,10 @@ def test_caches_are_read_from_sysfs_and_size_the_dram_probe(tmp_path) -> None:
 
 def test_gpu_catalog_carries_sources() -> None:
     for entry in gpus.GPUS.values():
-        assert entry.source and entry.flops["fp32"] > 1e12 and entry.bandwidth > 1e11
-    assert gpus.gpu("A100").ridge() == pytest.approx(19.5e12 / 2039e9)
-    with pytest.raises(KeyError, match="unknown GPU 'Z80'"):
+        assert entry.source and entry.peak("fp32") > 1e12 and entry.memory_bandwidth > 1e11
+    assert gpus.gpu("a100").ridge() == pytest.approx(19.5e12 / 2039e9)
+    assert gpus.gpu("H100").roof("bf16").ridge == pytest.approx(gpus.gpu("H100").ridge("bf16"))
+    with pytest.raises(ValueError, match="unknown GPU 'Z80'"):
         gpus.gpu("Z80")
 
 

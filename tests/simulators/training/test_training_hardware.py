@@ -9,7 +9,7 @@ from simulators.core.hardware import GPUS, INTERCONNECTS, gpu, interconnect
 
 def test_every_entry_has_a_source_and_sane_numbers() -> None:
     for g in GPUS.values():
-        assert g.source and g.memory >= 32e9 and g.memory_bandwidth >= 900e9
+        assert g.source and g.memory >= 16e9 and g.memory_bandwidth >= 300e9
         assert g.peak("fp16") > g.peak("fp32") > 0
     for link in INTERCONNECTS.values():
         assert link.source and 1e9 < link.bandwidth < 1e12 and 0 < link.latency < 1e-4
