@@ -25,6 +25,7 @@ test: $(STAMP)  ## the whole suite: builds the book once (every chapter executed
 
 # Needs an NVIDIA GPU and its driver; installs CuPy (for the cuBLAS baseline) for this check only.
 gpu-check: $(STAMP)  ## the CUDA kernels and the MLP step timed on a real GPU vs cuBLAS and bandwidth
+	$(PY) -m mlsys.kernels.cuda.gpucheck --preflight
 	$(PY) -m pip install --quiet "cupy-cuda12x>=13"
 	MPLBACKEND=Agg $(PY) -m mlsys.kernels.cuda.gpucheck --out gpu-check.json
 

@@ -3,22 +3,57 @@ CUDA simulator runs them when there is no GPU), and compiled graphs on the devic
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mlsys
+from mlsys.graph.codegen import generate_source
 from mlsys.graph.codegen_cuda import CudaFusedKernel, generate_cuda_source
 from mlsys.graph.executor_cuda import CudaExecutable
 from mlsys.graph.ir import Fused, Graph, Node, fresh
 from mlsys.kernels import traffic
 from mlsys.kernels.cuda import indexing, loops, matmul, nn
-from mlsys.kernels.cuda.memory import ALLOCATOR, count_transfers, download, empty, upload
+from mlsys.kernels.cuda.memory import ALLOCATOR, DeviceArray, count_transfers, download, empty, upload
 from mlsys.kernels.cuda.runtime import SIMULATOR
 from mlsys.ops import PRIMITIVES, Spec
 
+DEVICE = "cuda"
 REDUCTIONS = sorted(n for n, p in PRIMITIVES.items() if p.reduction is not None)
+# primitives with operands that have no CUDA kernel: the reference checks its input on the host
+HOST_ONLY = {"binary_cross_entropy"}
+
+
+def _op_examples() -> dict:
+    """The backend matrix's example application of every primitive (tests/ops/op_examples.py)."""
+    path = Path(__file__).resolve().parents[1] / "ops" / "op_examples.py"
+    spec = importlib.util.spec_from_file_location("cuda_op_examples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.EXAMPLES
+
+
+def test_every_primitive_with_operands_runs_a_cuda_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend matrix on "cuda" with fallbacks made errors (it ignores them: it checks
+    values). Nullary primitives (random draws) make host tensors on every device."""
+    monkeypatch.setattr(importlib.import_module("mlsys.tensor"), "_fallback_noted", set())
+    assert all(DEVICE not in PRIMITIVES[name].impls for name in HOST_ONLY)
+    ran = []
+    for name, (arrays, params) in sorted(_op_examples().items()):
+        if not arrays or name in HOST_ONLY:
+            continue
+        inputs = [mlsys.Tensor(np.array(a, copy=True)).to(DEVICE) for a in arrays]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a fallback to the numpy reference
+            out = PRIMITIVES[name](*inputs, **params)
+        assert out.device == DEVICE and isinstance(out._data, DeviceArray), name
+        ran.append(name)
+    assert set(ran) == {n for n, p in PRIMITIVES.items() if p.arity != 0} - HOST_ONLY
 
 
 @pytest.mark.parametrize("strategy", ["threads", "rows"])
@@ -57,6 +92,26 @@ def test_softmax_strategies_match_the_reference_with_inf_and_nan(strategy: str) 
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
             cols = download(nn.softmax(upload(x.T.copy()), 0, log, strategy))
             np.testing.assert_allclose(cols, prim.forward(x.T.copy(), axis=0), rtol=1e-6, atol=1e-7)
+
+
+def test_row_kernels_take_0d_arrays_and_zero_length_axes() -> None:
+    scalar, hollow = np.array(2.0, np.float32), np.zeros((2, 0, 3), np.float32)
+    for x, axes in [(scalar, (0, -1)), (hollow, (0, 1, 2))]:
+        for axis in axes:
+            for log in (False, True):
+                got = download(nn.softmax(upload(x), axis, log))
+                want = np.zeros_like(x) if log else np.ones_like(x)  # one element per row, or none
+                assert got.shape == x.shape and (got == want).all()
+            cumsum = download(nn.cumsum(upload(x), axis, np.dtype(np.float32)))
+            np.testing.assert_array_equal(cumsum, np.cumsum(x, axis) if x.ndim else x)
+    for axis in (0, 1, 2):
+        order = download(nn.argsort(upload(hollow), axis, False))
+        assert order.shape == hollow.shape and order.dtype == np.int64
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(download(nn.cumsum(upload(x), -2, np.dtype(np.float32))),
+                                  x.cumsum(0))  # an axis counted from the end
+    with pytest.raises(ValueError, match="strategy must be 'rows', 'threads' or None, got 'warp'"):
+        nn.softmax(upload(scalar), 0, strategy="warp")
 
 
 @pytest.mark.parametrize("stage", list(matmul.STAGES))
@@ -166,6 +221,26 @@ def test_fused_groups_run_as_one_generated_kernel(axes: tuple | None, strategy: 
     assert ("cuda.syncthreads()" in source) == (strategy == "rows" and bool(axes))
 
 
+def test_cuda_and_cpu_code_generators_share_the_registry_lowering() -> None:
+    """exp(x + b) * x summed over rows: each generator computes an element with the same
+    statements (the primitives' scalar templates) and accumulates with the same combine."""
+    f32 = np.dtype(np.float32)
+    x, b = fresh(Spec((3, 40), f32)), fresh(Spec((40,), f32))
+    t = [fresh(Spec((3, 40), f32)) for _ in range(3)]
+    nodes = (Node("add", (x, b), {}, t[0]), Node("exp", (t[0],), {}, t[1]),
+             Node("mul", (t[1], x), {}, t[2]))
+    fused = Fused(Graph((x, b), nodes, (t[2],)), (1,), False, "sum")
+
+    def statements(source: str) -> list[str]:
+        return [line.strip() for line in source.splitlines() if re.match(r"\s*t\d+ = ", line)]
+
+    cuda_source, cpu_source = generate_cuda_source(fused), generate_source(fused)
+    assert statements(cuda_source) == statements(cpu_source) == [
+        "t0 = (x0 + x1)", "t1 = exp(t0)", "t2 = (t1 * x0)"]
+    accumulate = PRIMITIVES["sum"].reduction.combine.format("acc", "\0").split("\0")[0]
+    assert f"acc = {accumulate}t2" in cuda_source and f"acc = {accumulate}" in cpu_source
+
+
 def test_compiled_graph_keeps_its_memory_plan_on_the_device(rng: np.random.Generator) -> None:
     def f(x, w):
         h = (x @ w).relu()
@@ -181,7 +256,9 @@ def test_compiled_graph_keeps_its_memory_plan_on_the_device(rng: np.random.Gener
         out = compiled(x, w)
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-5)
     exe = compiled.cache[next(iter(compiled.cache))][0].executable
-    assert isinstance(exe, CudaExecutable) and any(n.fused is not None for n in exe.graph.nodes)
+    assert isinstance(exe, CudaExecutable)
+    fused = [n.fused for n in exe.graph.nodes if n.fused is not None]
+    assert [(f.reduces, f.reduce_op) for f in fused] == [(True, "sum")]  # relu ... sum: one kernel
     held = exe.device_bytes
     assert held > 0  # the intermediates' buffers, allocated on the first run
     mallocs, moved = ALLOCATOR.stats.device_mallocs, []

@@ -15,9 +15,11 @@ only, for cuBLAS) it
    each (targets: ``cuda`` faster than ``cpu``; compiled faster than eager), counting the
    host<->device transfers of a step;
 
-and prints one table, also written as JSON (``--out``, with the date and the GPU's name).
-``--simulate`` runs the same code paths in Numba's CUDA simulator on tiny sizes (for its tests):
-its figures time Python, not a GPU, and say so.
+and prints one table, also written as JSON (``--out``, with the date and the GPU's name). It
+exits 1 when the kernel tests fail, and 2, measuring nothing, on a machine without a usable GPU,
+saying what is missing (``--preflight`` only makes that check: ``make gpu-check`` runs it before
+installing CuPy). ``--simulate`` runs the same code paths in Numba's CUDA simulator on tiny sizes
+(for its tests): its figures time Python, not a GPU, and say so.
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ import numpy as np
 from ... import cliargs
 from ...bench.report import emit, time_it
 from ...ops.registry import PRIMITIVES
+from . import runtime
 from .loops import copy_into, reduce_into
 from .matmul import STAGES, TILES, launch_shape
 from .memory import count_transfers, empty, kernel_view, upload
 from .nn import softmax
 from .runtime import SIMULATOR, cuda
 
-__all__ = ["main", "matmul_rows", "gpu_time", "cublas_gemm", "TARGETS"]
+__all__ = ["main", "matmul_rows", "gpu_time", "cublas_gemm", "missing_gpu", "TARGETS"]
 
 TARGETS = {"matmul": 0.30, "bandwidth": 0.70}  # of cuBLAS; of the measured device bandwidth
 COLUMNS = ["check", "size", "value", "unit", "baseline", "baseline_value", "ratio", "target", "met"]
@@ -59,7 +62,10 @@ def gpu_time(fn: Callable[[], Any], repeat: int = 3) -> float:
 
 
 def cublas_gemm(a: np.ndarray, b: np.ndarray) -> tuple[str, Callable[[], Any] | None]:
-    """``a @ b`` by cuBLAS through CuPy (or PyTorch), on device copies; None without either."""
+    """``a @ b`` by cuBLAS through CuPy (or PyTorch), on device copies; None without either
+    (and in the simulator, where neither has a GPU)."""
+    if SIMULATOR:
+        return "-", None
     try:
         import cupy
 
@@ -120,10 +126,11 @@ def bandwidth_rows(rows: int, cols: int, repeat: int = 3) -> tuple[float, list[d
     try:
         import cupy
 
-        gx = cupy.asarray(np.zeros((rows, cols), np.float32))
-        gy = cupy.empty_like(gx)
-        copies["cudaMemcpy device to device (CuPy)"] = 2 * x.nbytes / gpu_time(
-            lambda: gy.data.copy_from_device(gx.data, gx.nbytes), repeat)
+        if not SIMULATOR:
+            gx = cupy.asarray(np.zeros((rows, cols), np.float32))
+            gy = cupy.empty_like(gx)
+            copies["cudaMemcpy device to device (CuPy)"] = 2 * x.nbytes / gpu_time(
+                lambda: gy.data.copy_from_device(gx.data, gx.nbytes), repeat)
     except ImportError:
         pass
     peak = max(copies.values())
@@ -209,6 +216,22 @@ def run_tests() -> dict[str, Any]:
     return {"ran": True, "returncode": done.returncode, "summary": lines[-1] if lines else ""}
 
 
+def missing_gpu() -> str | None:
+    """Why this process cannot measure a GPU (None when it can)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
+        return ("NUMBA_ENABLE_CUDASIM is set, so Numba runs CUDA kernels in its simulator: unset it "
+                "on a machine with an NVIDIA GPU")
+    if not runtime.gpu_present():
+        return ("no NVIDIA driver on this machine (no libcuda library, no /dev/nvidiactl), so the "
+                "CUDA kernels run in Numba's simulator: run it where `nvidia-smi` lists a GPU")
+    if SIMULATOR:  # (numba.cuda imported in simulator mode before this module)
+        return "numba.cuda runs in its simulator in this process"
+    if not cuda.is_available():
+        return ("the NVIDIA driver is here but numba-cuda finds no usable GPU (cuda.is_available() "
+                "is False: see `nvidia-smi` and `python -c 'from numba import cuda; cuda.detect()'`)")
+    return None
+
+
 def device_name() -> str:
     if SIMULATOR:
         return "Numba CUDA simulator (no GPU)"
@@ -229,14 +252,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=cliargs.int_range(1, 100), default=5, help="timing repeats")
     parser.add_argument("--skip-tests", action="store_true", help="do not run the kernel tests")
     parser.add_argument("--simulate", action="store_true",
-                        help="run in the CUDA simulator (tiny sizes; times Python, not a GPU)")
+                        help="accept the CUDA simulator when there is no GPU (for tests: tiny sizes; "
+                             "its figures time Python, not a GPU)")
+    parser.add_argument("--preflight", action="store_true",
+                        help="only check that a GPU can be measured (exit 2 saying what is missing)")
     args = parser.parse_args(argv)
-    if SIMULATOR and not args.simulate:
-        print("gpu-check measures a real GPU, and this machine has none (the CUDA simulator is "
-              "active). Run it where `nvidia-smi` lists a GPU; --simulate only exercises the "
-              "script.", file=sys.stderr)
+    missing = None if args.simulate else missing_gpu()
+    if missing:
+        print(f"gpu-check measures a real GPU and cannot here: {missing}. (--simulate only "
+              f"exercises the script, in the simulator.)", file=sys.stderr)
         return 2
-    tests = {"ran": False, "why": "--skip-tests"} if args.skip_tests or args.simulate else run_tests()
+    if args.preflight:
+        print(f"gpu-check: {device_name()} is ready to measure")
+        return 0
+    skip = "--simulate" if args.simulate else "--skip-tests" if args.skip_tests else None
+    tests = {"ran": False, "why": skip} if skip else run_tests()
     tiles = {stage: 8 if stage == "blocked" else 4 for stage in STAGES} if SIMULATOR else None
     rows = matmul_rows(args.n, args.repeat, tiles)
     _, measured = bandwidth_rows(args.rows, args.rows, args.repeat)
@@ -248,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(report, indent=2, default=str))
     notes = [f"device: {report['device']}; {report['date']}",
              f"kernel tests: {tests.get('summary', tests.get('why'))}", f"written to {args.out}"]
+    if rows[0]["baseline"] == "-":
+        notes.append("no cuBLAS baseline: neither CuPy (make gpu-check installs cupy-cuda12x) nor "
+                     "PyTorch with CUDA could run here")
     if SIMULATOR:
         notes.append("SIMULATED: these figures time Python threads, not a GPU")
     print(emit(rows, as_json=False, title="gpu-check", columns=COLUMNS, notes=notes))

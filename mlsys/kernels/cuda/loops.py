@@ -321,7 +321,8 @@ def choose_strategy(strategy: str | None, view: DeviceArray, reduced: int) -> st
         count = int(np.prod(view.shape[view.ndim - reduced:], dtype=np.int64))
         return "rows" if reduced and count >= ROW_MIN and view.strides[-1] == 1 else "threads"
     if strategy not in ("rows", "threads"):
-        raise ValueError(f"reduce: strategy must be 'rows', 'threads' or None, got {strategy!r}")
+        raise ValueError(f"cuda row kernel: strategy must be 'rows', 'threads' or None, got "
+                         f"{strategy!r}")
     return strategy
 
 

@@ -31,14 +31,13 @@ from numba import float32, float64
 from ...ops._rules import reduced_shape
 from ...ops.nn import conv_output_size
 from ...ops.registry import PRIMITIVES
-from .loops import ROW_BLOCK, copy_into, fill, reduction, scalar_functions
+from .loops import ROW_BLOCK, choose_strategy, copy_into, fill, reduction, scalar_functions
 from .memory import DeviceArray, download, empty, kernel_view
 from .runtime import SIMULATOR, cuda, stride_launch
 
 __all__ = ["softmax", "nll_loss", "nll_loss_grad", "one_hot", "arg_extremum", "cumsum", "argsort",
-           "unfold2d", "fold2d", "check_indices", "rows_of", "restore_rows", "grid_stride", "ROW_MIN"]
+           "unfold2d", "fold2d", "check_indices", "rows_of", "restore_rows", "grid_stride"]
 
-ROW_MIN = 2048  # softmax rows at least this long (and contiguous) get a block each
 _exp, _log = scalar_functions()["exp"], scalar_functions()["log"]
 _FLOATS = {np.dtype(np.float32): float32, np.dtype(np.float64): float64}
 
@@ -53,14 +52,20 @@ def grid_stride(kernel: Callable, items: int, *args: Any) -> None:
 
 def rows_of(x: DeviceArray, axis: int) -> DeviceArray:
     """``x`` with ``axis`` moved last and the others flattened: a (rows, n) view when the
-    layout allows, else a contiguous copy."""
+    layout allows, else a contiguous copy (``axis`` may count from the end)."""
+    if not x.ndim:
+        return x.reshape(1, 1)
+    axis %= x.ndim
     order = [d for d in range(x.ndim) if d != axis] + [axis]
-    moved = x.transpose(order)
-    return moved.reshape(-1, x.shape[axis]) if x.ndim else moved.reshape(1, 1)
+    rows = int(np.prod([x.shape[d] for d in order[:-1]], dtype=np.int64))
+    return x.transpose(order).reshape(rows, x.shape[axis])
 
 
 def restore_rows(rows: DeviceArray, like: DeviceArray, axis: int) -> DeviceArray:
     """Results laid out as :func:`rows_of` ``(like, axis)`` back in ``like``'s shape, contiguous."""
+    if not like.ndim:
+        return rows.reshape(())
+    axis %= like.ndim
     order = [d for d in range(like.ndim) if d != axis] + [axis]
     moved = rows.reshape(tuple(like.shape[d] for d in order))
     back = moved.transpose(tuple(np.argsort(order)))
@@ -137,8 +142,7 @@ def softmax(x: DeviceArray, axis: int, log: bool = False, strategy: str | None =
     rows = rows_of(x, axis)
     last = axis == x.ndim - 1 and out is not None and out.c_contiguous
     result = out.reshape(rows.shape) if last else empty(rows.shape, x.dtype)
-    if strategy is None:
-        strategy = "rows" if rows.shape[1] >= ROW_MIN and rows.strides[1] == 1 else "threads"
+    strategy = choose_strategy(strategy, rows, 1)
     kernel = _softmax_kernel(log, x.dtype, strategy == "rows")
     if rows.size:
         if strategy == "rows":
@@ -286,8 +290,6 @@ def _cumsum_kernel(x, out, zero):
 
 
 def cumsum(x: DeviceArray, axis: int, out_dtype: np.dtype) -> DeviceArray:
-    if x.ndim == 0:
-        return x.astype(out_dtype)
     rows = rows_of(x, axis)
     out = empty(rows.shape, out_dtype)
     grid_stride(_cumsum_kernel, rows.shape[0], kernel_view(rows), kernel_view(out), out.dtype.type(0))
