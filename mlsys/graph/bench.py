@@ -1,13 +1,14 @@
 """``mlsys bench compile``: the graph compiler measured against eager execution, in one run.
 
-Four tables: (1) eager vs compiled training step (time, and planned peak memory against naive
-allocation) for the MLP, an elementwise-heavy GELU MLP and the CNN; (2) the MLP's Adam step,
-eager, compiled and PyTorch's eager step, on one thread each; (3) elementwise chains — with
-broadcasting and a row sum, as in issue 14 — run eagerly, as an unfused graph, fused into one
-generated kernel, by numexpr (blocked, multi-threaded elementwise evaluation) and by PyTorch,
-on one thread and on every core (each library given the same number of threads); (4)
-rematerialization: memory budget vs peak bytes, recomputed FLOPs and measured step time. Each
-table's variants are timed in alternating rounds, so load from other programs lands on all.
+Four tables: (1) eager vs compiled training step (time on one thread, and planned peak memory
+against naive allocation) for the MLP, an elementwise-heavy GELU MLP and the CNN; (2) the MLP's
+Adam step, eager, compiled and PyTorch's eager step, on one thread each; (3) elementwise chains —
+with broadcasting and a row sum, as in issue 14 — run eagerly, as an unfused graph, by
+``mlsys.compile`` (fused into one generated kernel), by numexpr (blocked, multi-threaded
+elementwise evaluation) and by PyTorch, on one thread and on every core (each library given the
+same number of threads); (4) rematerialization: memory budget vs peak bytes, recomputed FLOPs and
+measured step time. Each table's variants are timed in alternating rounds, so load from other
+programs lands on all.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def _batch(n: int, images: bool) -> tuple[Tensor, Tensor]:
 
 
 def side_by_side(fns: list[Callable[[], Any]], quick: bool) -> list[float]:
-    """Seconds per call of each of ``fns``, timed in alternating rounds."""
-    return time_side_by_side(fns, rounds=1 if quick else 3, repeat=1 if quick else 3)
+    """Seconds per call of each of ``fns``, timed in alternating rounds (``quick``: one short
+    round, a smoke test's figures)."""
+    if quick:
+        return time_side_by_side(fns, rounds=1, repeat=1, min_time=0.005)
+    return time_side_by_side(fns, rounds=3, repeat=3)
 
 
 def step_rows(quick: bool) -> list[dict[str, Any]]:
@@ -73,8 +77,9 @@ def step_rows(quick: bool) -> list[dict[str, Any]]:
         compiled = CompiledFunction(sgd_step(copy.deepcopy(model), lr=0.01))
         for _ in range(3):  # trace (the first step makes the optimizer's state), compile kernels
             compiled(x, y)
-        t_eager, t_compiled = side_by_side([functools.partial(eager, x, y),
-                                             functools.partial(compiled, x, y)], quick)
+        with threads(1):  # BLAS's threads on small matmuls swing with other programs' load
+            t_eager, t_compiled = side_by_side([functools.partial(eager, x, y),
+                                                 functools.partial(compiled, x, y)], quick)
         graph = compiled.graph(x, y)
         traced = trace(sgd_step(copy.deepcopy(model), lr=0.01), x, y).graph
         naive, planned = plan_memory(traced), plan_memory(graph)
@@ -214,19 +219,49 @@ def _numexpr_call(chain: Callable[..., Any], arrays: list[np.ndarray]) -> Callab
 
 
 Variant = tuple[str, Callable[[], Any], Any]
+FUSED = "mlsys.compile (fused kernels)"
+
+# How far a variant's result may be from eager's: float32 rounding, the vmath polynomials
+# (within a few ulp) and the order of a row sum's additions
+AGREEMENT_RTOL = 1e-4
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """A variant's result as a numpy array (a Tensor's data, a torch tensor's, a graph's list of
+    outputs)."""
+    if isinstance(value, (tuple, list)):
+        (value,) = value
+    value = getattr(value, "data", value) if isinstance(value, Tensor) else value
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def check_agreement(variants: list[Variant]) -> None:
+    """Raise if any variant's result differs from the first's (eager) beyond rounding: a fast
+    wrong answer must not reach the table."""
+    want = _as_array(variants[0][1]())
+    scale = float(np.max(np.abs(want))) if want.size else 0.0
+    for name, run, _ in variants[1:]:
+        got = _as_array(run())
+        if got.shape != want.shape or not np.allclose(got, want, rtol=AGREEMENT_RTOL,
+                                                      atol=AGREEMENT_RTOL * scale):
+            worst = (float(np.max(np.abs(got.astype(np.float64) - want))) if got.shape == want.shape
+                     else "different shape")
+            raise RuntimeError(f"bench compile: {name} computed a different result from eager "
+                               f"(shape {got.shape} vs {want.shape}, largest difference {worst})")
 
 
 def chain_variants(chain: Callable[..., Any], arrays: list[np.ndarray]) -> list[Variant]:
     """``(variant, call, graph whose cost rules give its bytes or None)`` for each way to run
-    ``chain`` on ``arrays``: eager, unfused graph, fused kernels, numexpr, PyTorch."""
+    ``chain`` on ``arrays``: eager, the traced graph without fusion, ``mlsys.compile`` (every pass,
+    fusion included: what a user calls), numexpr, PyTorch."""
     tensors = [Tensor(a) for a in arrays]
     eager = functools.partial(chain, MLSYS_OPS, *tensors)
     graph = trace(lambda *ts: chain(MLSYS_OPS, *ts), *tensors).graph
     unfused = optimize(graph, [p for p in DEFAULT_PASSES if p is not fuse_elementwise])
-    fused = optimize(graph)
+    compiled = CompiledFunction(lambda *ts: chain(MLSYS_OPS, *ts))
     variants = [("eager (Tensor ops)", eager, unfused),
                 ("graph, unfused (numpy per op)", functools.partial(Executable(unfused), *arrays), unfused),
-                ("graph, fused (generated kernels)", functools.partial(Executable(fused), *arrays), fused)]
+                (FUSED, functools.partial(compiled, *tensors), compiled.graph(*tensors))]
     numexpr_call = _numexpr_call(chain, arrays)
     if numexpr_call is not None:
         variants.append(("numexpr", numexpr_call, None))
@@ -250,6 +285,7 @@ def fusion_rows(quick: bool) -> list[dict[str, Any]]:
         arrays = [rng.standard_normal(quick_shape if quick else shape).astype(np.float32)
                   for shape, quick_shape in shapes]
         variants = chain_variants(chain, arrays)
+        check_agreement(variants)
         for n in thread_counts():
             with threads(n):
                 for _, run, _ in variants:
@@ -267,10 +303,10 @@ def fusion_rows(quick: bool) -> list[dict[str, Any]]:
 
 def fusion_targets(rows: list[dict[str, Any]]) -> list[str]:
     """The met / NOT met lines of the chains' table."""
-    fused = [r for r in rows if r["variant"].startswith("graph, fused")]
+    fused = [r for r in rows if r["variant"] == FUSED]
     heavy = [r for r in fused if r["chain"] in TRANSCENDENTAL_REDUCTIONS]
     speedups = ", ".join(f"{r['speedup_vs_eager']:.1f}x ({r['chain'].split(', ')[1]}, "
-                         f"{r['threads']} thread{'s' if r['threads'] > 1 else ''})" for r in heavy)
+                         f"{_threads(r['threads'])})" for r in heavy)
     lines = [f"target: compiled >= {SPEEDUP_TARGET}x eager on transcendental chains with "
              f"broadcasting and a row sum: {speedups}, "
              f"{_verdict(all(r['speedup_vs_eager'] >= SPEEDUP_TARGET for r in heavy))}"]
@@ -279,18 +315,28 @@ def fusion_targets(rows: list[dict[str, Any]]) -> list[str]:
         worst = max(against, key=lambda r: r["vs_numexpr"])
         lines.append(f"target: fused kernels at least as fast as numexpr on every chain it can "
                      f"express, on 1 and on all threads: at worst {worst['vs_numexpr']:.2f}x "
-                     f"numexpr's time ({worst['chain']}, {worst['threads']} threads), "
+                     f"numexpr's time ({worst['chain']}, {_threads(worst['threads'])}), "
                      f"{_verdict(worst['vs_numexpr'] <= 1.0)}")
+        import numexpr
+        vml = "on" if numexpr.use_vml else "off: its exp and tanh are the C library's scalar functions"
+        lines.append(f"numexpr {numexpr.__version__}, Intel VML {vml}")
     else:
         lines.append("numexpr is not installed (pip install 'mlsys[bench]'): no numexpr rows")
     return lines + [
         "numexpr has no erf: it runs issue 14's chain in GELU's tanh form only (PyTorch's "
         "approximate='tanh'); numexpr then sums the rows with numpy",
+        f"every variant's result agrees with eager's (rtol {AGREEMENT_RTOL:g}) before it is timed",
         "MB_moved from the primitives' cost rules: a fused kernel reads its inputs once and writes "
         "its result once; the generated kernels evaluate exp, tanh and erf as vectorized "
         "polynomials (mlsys.kernels.cpu.vmath) and spread row blocks over the threads",
         f"load average {os.getloadavg()[0]:.1f} over the last minute on {os.cpu_count()} cores: "
-        "timings on a busy machine are noisy, the ratios of one table less so"]
+        "timings on a busy machine are noisy, the ratios of one table less so; a parallel loop "
+        "waits for its slowest thread, so when other programs hold the cores the all-threads rows "
+        "of every library suffer most, and the 1-thread rows are the steadier comparison"]
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n > 1 else ''}"
 
 
 def _verdict(ok: bool) -> str:
@@ -308,7 +354,8 @@ def remat_rows(quick: bool) -> list[dict[str, Any]]:
     base_peak, base_flops = peak_live_bytes(graph), graph.cost().flops
     fractions = (1.0, 0.9, 0.8, 0.7, 0.6)
     graphs = [rematerialize(graph, int(f * base_peak)) for f in fractions]
-    seconds = side_by_side([functools.partial(Executable(g), *arrays) for g in graphs], quick)
+    with threads(1):
+        seconds = side_by_side([functools.partial(Executable(g), *arrays) for g in graphs], quick)
     return [{"budget": f"{f:.0%} of peak", "budget_KB": f * base_peak / 1e3,
              "peak_live_KB": peak_live_bytes(g) / 1e3, "planned_KB": plan_memory(g).planned_bytes / 1e3,
              "nodes": len(g.nodes), "extra_flops": g.cost().flops / base_flops - 1,
@@ -328,7 +375,8 @@ def main(argv: list[str]) -> int:
     heavy = next(r for r in steps if r["model"] == "gelu_mlp")
     mlp = next(r for r in steps if r["model"] == "mlp")
     sections = [
-        ("Training step, eager vs mlsys.compile (SGD; time per step, memory of the step's values)",
+        ("Training step, eager vs mlsys.compile (SGD, one thread each; time per step, memory of "
+         "the step's values)",
          steps, [f"target: compiled >= {SPEEDUP_TARGET}x eager on the elementwise-heavy model: "
                  f"{heavy['speedup']:.2f}x, {_verdict(heavy['speedup'] >= SPEEDUP_TARGET)}",
                  f"target: planned peak >= {MEMORY_TARGET:.0%} below naive on the MLP step: "
@@ -336,16 +384,19 @@ def main(argv: list[str]) -> int:
                  "naive = one buffer per value of the traced step; planned = buffers after "
                  "optimization, liveness-based reuse and in-place fused kernels"]),
         ("Adam training step of the MLP: eager, compiled, PyTorch eager (one thread each)", adam,
-         [f"target: compiled step faster than PyTorch's eager step at batch {ADAM_BATCH}: "
+         [f"target: compiled step faster than PyTorch's eager step at batch {adam[0]['batch']}: "
           + ("PyTorch is not installed (pip install 'mlsys[bench]')" if compiled_adam is None
              else f"{compiled_adam:.2f}x its time, {_verdict(compiled_adam < 1.0)}")]),
         ("Elementwise chains (float32): eager, unfused graph, fused kernels, numexpr, PyTorch; "
          "each on 1 thread and on all", chains, fusion_targets(chains)),
-        ("Rematerialization: memory budget vs recompute (MLP depth 4, width 128)",
+        ("Rematerialization: memory budget vs recompute (MLP depth 4, width 128; one thread)",
          remat_rows(args.quick), ["peak_live = most bytes live at one node (before buffer packing); "
                                   "a budget below what the backward pass must hold at once is "
                                   "not reachable, and the greedy stops at the lowest peak it finds"]),
     ]
+    if args.quick:
+        sections[0][2].insert(0, "--quick: small sizes and one short timing round, a smoke test; "
+                                 f"the targets are set for the full sizes (Adam at batch {ADAM_BATCH})")
     if args.json:
         print(json.dumps([json.loads(emit(rows, as_json=True, title=title, notes=notes))
                           for title, rows, notes in sections], indent=2))
