@@ -229,18 +229,28 @@ class _Terminated(Exception):
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into :class:`_Terminated` while the ranks run (main thread only)."""
+def _sigterm_raises() -> Iterator[Callable[[], None]]:
+    """Turn SIGTERM into :class:`_Terminated` while the ranks run (main thread only). Yields a
+    check that raises it again: a signal that lands in an at-fork callback while a rank is being
+    started has its exception swallowed there (CPython ignores errors in those callbacks), so the
+    launcher calls the check after each start and while it waits."""
+    received: list[int] = []
+
     def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
         raise _Terminated()
+
+    def check() -> None:
+        if received:
+            raise _Terminated()
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: the ranks still die with us (PR_SET_PDEATHSIG)
-        yield
+        yield check
         return
     try:
-        yield
+        yield check
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -268,7 +278,7 @@ def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int
     procs: list[subprocess.Popen] = []
     me = os.getpid()
     try:
-        with _sigterm_raises():
+        with _sigterm_raises() as terminated:
             for rank in range(world_size):
                 env = _rank_env(world_size, timeout, MLSYS_BACKEND="shm", MLSYS_SHM_FD=str(fd),
                                 MLSYS_RANK=str(rank))
@@ -277,9 +287,10 @@ def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int
                 procs.append(subprocess.Popen([sys.executable, *script], env=env, pass_fds=(fd,),
                                               stdin=subprocess.DEVNULL,
                                               preexec_fn=lambda: die_with_parent(me, True)))
+                terminated()
             os.close(fd)
             fd = -1
-            return _watch(procs, segment)
+            return _watch(procs, segment, terminated)
     except KeyboardInterrupt:
         _say(f"interrupted; stopped {_alive(procs)} rank(s)")
         return 130
@@ -297,10 +308,12 @@ def _alive(procs: list[subprocess.Popen]) -> int:
     return sum(p.poll() is None for p in procs)
 
 
-def _watch(procs: list[subprocess.Popen], segment: Any) -> int:
-    """Wait for every rank; at the first failure abort the group, stop the others, name it."""
+def _watch(procs: list[subprocess.Popen], segment: Any, terminated: Callable[[], None]) -> int:
+    """Wait for every rank; at the first failure abort the group, stop the others, name it.
+    ``terminated`` raises when the launcher has been told to stop."""
     codes: dict[int, int] = {}
     while len(codes) < len(procs):
+        terminated()
         failed = []
         for rank, p in enumerate(procs):
             if rank not in codes and p.poll() is not None:
