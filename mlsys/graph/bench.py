@@ -3,7 +3,7 @@
 Four tables: (1) eager vs compiled training step (time on one thread, and planned peak memory
 against naive allocation) for the MLP, an elementwise-heavy GELU MLP and the CNN; (2) the MLP's
 Adam step, eager, compiled and PyTorch's eager step, on one thread each; (3) elementwise chains —
-with broadcasting and a row sum, as in issue 14 — run eagerly, as an unfused graph, by
+with broadcasting and a row sum, as after a GELU layer — run eagerly, as an unfused graph, by
 ``mlsys.compile`` (fused into one generated kernel), by numexpr (blocked, multi-threaded
 elementwise evaluation) and by PyTorch, on one thread and on every core (each library given the
 same number of threads); (4) rematerialization: memory budget vs peak bytes, recomputed FLOPs and
@@ -177,9 +177,9 @@ def _torch_ops() -> SimpleNamespace | None:
                            sum_rows=lambda v: v.sum(1))
 
 
-def _issue_chain(approximate: str) -> Callable[..., Any]:
-    """Issue 14's example: transcendentals, a (columns,) and a (rows, 1) operand broadcast, a
-    row sum at the end."""
+def _gated_gelu_chain(approximate: str) -> Callable[..., Any]:
+    """``exp(gelu(x*a+1)*sigmoid(y) + tanh(y*y))*0.5 - x`` summed over rows: transcendentals, a
+    (columns,) and a (rows, 1) operand broadcast, a row sum at the end."""
     def chain(o: Any, x: Any, a: Any, y: Any) -> Any:
         return o.sum_rows(o.exp(o.gelu(x * a + 1.0, approximate) * o.sigmoid(y) + o.tanh(y * y)) * 0.5
                           - x)
@@ -192,12 +192,12 @@ CHAINS: dict[str, tuple[Callable[..., Any], list[tuple[tuple[int, ...], tuple[in
                    [((1 << 22,), (1 << 16,))]),
     "transcendental": (lambda o, x: o.sigmoid(o.tanh(x * 1.5) * x) + o.exp(x * 0.5),
                        [((1 << 22,), (1 << 16,))]),
-    "issue 14, GELU tanh form": (_issue_chain("tanh"),
+    "gated GELU rows, tanh form": (_gated_gelu_chain("tanh"),
                                  [((512, 2048), (64, 512)), ((2048,), (512,)), ((512, 1), (64, 1))]),
-    "issue 14, GELU erf form": (_issue_chain("none"),
+    "gated GELU rows, erf form": (_gated_gelu_chain("none"),
                                 [((512, 2048), (64, 512)), ((2048,), (512,)), ((512, 1), (64, 1))]),
 }
-TRANSCENDENTAL_REDUCTIONS = ("issue 14, GELU tanh form", "issue 14, GELU erf form")
+TRANSCENDENTAL_REDUCTIONS = ("gated GELU rows, tanh form", "gated GELU rows, erf form")
 
 
 def _numexpr_call(chain: Callable[..., Any], arrays: list[np.ndarray]) -> Callable[[], Any] | None:
@@ -323,7 +323,7 @@ def fusion_targets(rows: list[dict[str, Any]]) -> list[str]:
     else:
         lines.append("numexpr is not installed (pip install 'mlsys[bench]'): no numexpr rows")
     return lines + [
-        "numexpr has no erf: it runs issue 14's chain in GELU's tanh form only (PyTorch's "
+        "numexpr has no erf: it runs the gated GELU chain in GELU's tanh form only (PyTorch's "
         "approximate='tanh'); numexpr then sums the rows with numpy",
         f"every variant's result agrees with eager's (rtol {AGREEMENT_RTOL:g}) before it is timed",
         "MB_moved from the primitives' cost rules: a fused kernel reads its inputs once and writes "

@@ -1,4 +1,4 @@
-"""``make gpu-check``: the CUDA engine measured on a real GPU, against the targets of issue 18.
+"""``make gpu-check``: the CUDA engine measured on a real GPU, against its targets.
 
 On a machine with an NVIDIA GPU (and CuPy, which ``make gpu-check`` installs for this check
 only, for cuBLAS) it
