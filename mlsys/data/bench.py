@@ -88,8 +88,8 @@ def main(argv: list[str]) -> int:
                    help="augmentation resolution factor: its cost grows as the square (default 2)")
     p.add_argument("--hidden", type=cliargs.int_range(1, 1 << 14), default=256,
                    help="MLP width: the training step's cost (default 256)")
-    p.add_argument("--batches", type=cliargs.int_range(6, 1000), default=30,
-                   help="training steps per run (default 30)")
+    p.add_argument("--batches", type=cliargs.int_range(6, 1000), default=20,
+                   help="training steps per run, at most one epoch (default 20)")
     p.add_argument("--prefetch-factor", type=cliargs.positive_int, default=2,
                    help="batches each worker loads ahead (default 2)")
     p.add_argument("--rounds", type=cliargs.int_range(1, 100), default=2, help="alternating rounds")

@@ -10,11 +10,14 @@ submission; the ratio column is throughput relative to nbgrader (or to one worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,22 @@ def _ours(lab: labs.Lab, subs: list[tuple[str, Path]], jobs: int,
     return time.perf_counter() - start, sum(r.score for r in reports)
 
 
+@contextlib.contextmanager
+def _stderr_kept(path: Path) -> Iterator[Path]:
+    """Send this process's standard error (and its children's: nbgrader's kernels print a line
+    each as they start) to ``path`` for the duration, so the table is not buried; failures quote it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield path
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _nbgrader(lab: labs.Lab, course: Path, students: list[str]) -> tuple[float, float] | None:
     """Seconds and total score of nbgrader's generate_assignment + autograde, or None."""
     try:
@@ -76,13 +95,16 @@ def _nbgrader(lab: labs.Lab, course: Path, students: list[str]) -> tuple[float, 
     config.CourseDirectory.root = str(course)
     config.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
     api = NbGraderAPI(config=config)
-    start = time.perf_counter()
-    if not api.generate_assignment(lab.name)["success"]:
-        raise RuntimeError(f"nbgrader generate_assignment failed on lab {lab.name!r}")
-    for student in students:
-        if not api.autograde(lab.name, student)["success"]:
-            raise RuntimeError(f"nbgrader autograde failed for {student}")
-    seconds = time.perf_counter() - start
+    with _stderr_kept(course / "nbgrader-stderr.log") as log:
+        start = time.perf_counter()
+        if not api.generate_assignment(lab.name)["success"]:
+            raise RuntimeError(f"nbgrader generate_assignment failed on lab {lab.name!r}; its "
+                               f"output: {log.read_text()[-2000:]}")
+        for student in students:
+            if not api.autograde(lab.name, student)["success"]:
+                raise RuntimeError(f"nbgrader autograde failed for {student}; its output: "
+                                   f"{log.read_text()[-2000:]}")
+        seconds = time.perf_counter() - start
     with nbgrader.api.Gradebook(config.CourseDirectory.db_url) as gradebook:
         total = sum(gradebook.find_submission_notebook(lab.name, lab.name, s).score
                     for s in students)

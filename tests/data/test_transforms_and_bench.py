@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,11 @@ def test_step_times_and_the_steady_step() -> None:
         step_times(loader, lambda x: None, batches=11)
     with pytest.raises(ValueError, match="need at least 5 steps after a warm-up of 3, got 4"):
         steady_step([0.0, 1.0, 2.0, 3.0])
+
+
+def test_the_loader_bench_runs_with_its_default_batches(capsys) -> None:
+    from mlsys.data.bench import main
+
+    assert main(["--workers", "0", "--upsample", "1", "--hidden", "8", "--rounds", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["num_workers"] for r in rows] == [0] and rows[0]["speedup_vs_0"] == 1.0
