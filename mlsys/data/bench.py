@@ -13,21 +13,26 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import cliargs, models, nn, optim
 from ..bench.report import emit
 from ..tensor import Tensor
 from ..training import train_step
-from .dataset import Dataset, Transformed
+from .dataset import Dataset, Subset, Transformed
 from .digits import load_digits
 from .loader import DataLoader
 from .transforms import RandomAffine
 
 
-def augmented_digits(upsample: int = 2) -> Transformed:
-    """The digits training images, (1, 8, 8), each read with a fresh random rotation and shift."""
-    return Transformed(load_digits("train", flatten=False), RandomAffine(15.0, 1.0, upsample))
+def augmented_digits(upsample: int = 2, passes: int = 4) -> Transformed:
+    """The digits training images, (1, 8, 8), each ``passes`` times per epoch and each time read
+    with a fresh random rotation and shift: an epoch long enough (90 batches of 64 by default) to
+    time a pipeline well past the batches its workers prefetch at the start."""
+    images = load_digits("train", flatten=False)
+    return Transformed(Subset(images, np.tile(np.arange(len(images)), passes)),
+                       RandomAffine(15.0, 1.0, upsample))
 
 
 def digits_trainer(hidden: int = 256, lr: float = 1e-3, seed: int = 0
@@ -88,8 +93,8 @@ def main(argv: list[str]) -> int:
                    help="augmentation resolution factor: its cost grows as the square (default 2)")
     p.add_argument("--hidden", type=cliargs.int_range(1, 1 << 14), default=256,
                    help="MLP width: the training step's cost (default 256)")
-    p.add_argument("--batches", type=cliargs.int_range(6, 1000), default=20,
-                   help="training steps per run, at most one epoch (default 20)")
+    p.add_argument("--batches", type=cliargs.int_range(6, 1000), default=60,
+                   help="training steps per run, at most one epoch (default 60)")
     p.add_argument("--prefetch-factor", type=cliargs.positive_int, default=2,
                    help="batches each worker loads ahead (default 2)")
     p.add_argument("--rounds", type=cliargs.int_range(1, 100), default=2, help="alternating rounds")
