@@ -45,6 +45,19 @@ def _callable(node: Node, inplace_slot: int | None) -> Callable[..., np.ndarray]
     return call
 
 
+def slots(graph: Graph) -> tuple[dict[Any, int], list[list[int]]]:
+    """Each value's slot in an executor's environment (inputs, constants, then node outputs), and
+    per node the slots its run frees: values last read there that are not graph outputs."""
+    slot = {v: k for k, v in enumerate((*graph.inputs, *graph.consts, *(n.out for n in graph.nodes)))}
+    last = {v: i for i, n in enumerate(graph.nodes) for v in n.inputs}
+    outputs = set(graph.outputs)
+    frees: list[list[int]] = [[] for _ in graph.nodes]
+    for v, i in last.items():
+        if v not in outputs:
+            frees[i].append(slot[v])
+    return slot, frees
+
+
 class Executable:
     """A graph prepared for repeated execution: ``exe(*arrays) -> list of output arrays``."""
 
@@ -52,19 +65,9 @@ class Executable:
         graph.verify()
         self.graph = graph
         self.plan = plan or plan_memory(graph)
-        slot = {v: k for k, v in enumerate((*graph.inputs, *graph.consts,
-                                            *(n.out for n in graph.nodes)))}
+        slot, frees = slots(graph)
         self._n_slots = len(slot)
         self._consts = [(slot[v], np.asarray(a)) for v, a in graph.consts.items()]
-        last: dict[Any, int] = {}
-        for i, n in enumerate(graph.nodes):
-            for v in n.inputs:
-                last[v] = i
-        keep = set(graph.outputs)
-        frees: list[list[int]] = [[] for _ in graph.nodes]
-        for v, i in last.items():
-            if v not in keep:
-                frees[i].append(slot[v])
         self._steps = []
         for i, n in enumerate(graph.nodes):
             donor = self.plan.inplace.get(n.out)

@@ -26,6 +26,7 @@ from ..kernels.cuda.memory import ALLOCATOR, Block, DeviceArray, upload
 from ..ops.registry import PRIMITIVES, Spec
 from ..tensor import forward_on
 from .codegen_cuda import CudaFusedKernel
+from .executor import slots
 from .ir import Graph, Node
 from .memory import MemoryPlan, is_view, plan_memory, root_of
 
@@ -62,20 +63,10 @@ class CudaExecutable:
         graph.verify()
         self.graph = graph
         self.plan = plan or plan_memory(graph, share_outputs=False)
-        slot = {v: k for k, v in enumerate((*graph.inputs, *graph.consts,
-                                            *(n.out for n in graph.nodes)))}
+        slot, frees = slots(graph)
         self._n_slots = len(slot)
         self._consts = [(slot[v], np.asarray(a) if np.ndim(a) == 0 else upload(np.asarray(a)))
                         for v, a in graph.consts.items()]
-        last: dict[Any, int] = {}
-        for i, n in enumerate(graph.nodes):
-            for v in n.inputs:
-                last[v] = i
-        keep = set(graph.outputs)
-        frees: list[list[int]] = [[] for _ in graph.nodes]
-        for v, i in last.items():
-            if v not in keep:
-                frees[i].append(slot[v])
         roots = root_of(graph)
         escaping = {self.plan.buffer_of[roots[v]] for v in graph.outputs if roots[v] is not None}
         self._blocks: dict[int, Block | None] = {b: None for b in range(len(self.plan.buffer_sizes))

@@ -117,6 +117,7 @@ def _conv_row(rng: np.random.Generator, batch: int, repeat: int) -> dict[str, An
 def cuda_rows(n: int, repeat: int = 3) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows for the CUDA kernels on a real GPU, with cuBLAS through CuPy or PyTorch if present."""
     from .cuda import matmul as cuda_matmul
+    from .cuda.gpucheck import cublas_gemm
     from .cuda.runtime import SIMULATOR, cuda
 
     if SIMULATOR:
@@ -126,7 +127,7 @@ def cuda_rows(n: int, repeat: int = 3) -> tuple[list[dict[str, Any]], list[str]]
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     da, db = cuda.to_device(a), cuda.to_device(b)
     dc = cuda.device_array((n, n), np.float32)
-    baseline, base_fn = _gpu_gemm(a, b)
+    baseline, base_fn = cublas_gemm(a, b)
     rows, notes = [], []
     flops = 2 * n**3
     base_s = _gpu_time(base_fn, repeat) if base_fn else None
@@ -142,25 +143,6 @@ def cuda_rows(n: int, repeat: int = 3) -> tuple[list[dict[str, Any]], list[str]]
     if base_fn is None:
         notes.append("no CuPy or PyTorch with CUDA installed: no cuBLAS baseline")
     return rows, notes
-
-
-def _gpu_gemm(a: np.ndarray, b: np.ndarray) -> tuple[str, Callable[[], Any] | None]:
-    try:
-        import cupy
-
-        ga, gb = cupy.asarray(a), cupy.asarray(b)
-        return "cuBLAS (CuPy)", lambda: ga @ gb
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
-            return "cuBLAS (PyTorch)", lambda: ta @ tb
-    except ImportError:
-        pass
-    return "-", None
 
 
 def _gpu_time(fn: Callable[[], Any], repeat: int) -> float:
