@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,38 +15,54 @@ from .versions import CLOCK, written_since
 _FREED = "freed"
 
 
-def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Tensors reachable from ``roots`` through recorded nodes, each after all its consumers.
-
-    Kahn's algorithm with a stack: a tensor is emitted as soon as its last consumer is, so a
-    parameter's gradient is final (and its hooks fire) right after the layer that uses it, the last
-    layer first. Data-parallel training overlaps its all-reduces with the rest of backward on that.
-    """
+def _consumer_counts(roots: Sequence[Tensor]) -> dict[int, int]:
+    """For each tensor reachable from ``roots`` that requires grad, how many recorded inputs of
+    the nodes reachable from ``roots`` it is (by ``id``)."""
     pending: dict[int, int] = {}
-    stack, seen = list(roots), set(map(id, roots))
+    stack, root_ids = list(roots), set(map(id, roots))
     while stack:
         node = stack.pop()._node
         if node is None or node.inputs is _FREED:
             continue
         for x in node.inputs:
             if x.requires_grad:
-                pending[id(x)] = pending.get(id(x), 0) + 1
-                if id(x) not in seen:
-                    seen.add(id(x))
-                    stack.append(x)
-    order, ready = [], [r for r in roots if not pending.get(id(r))]
+                key = id(x)
+                if key in pending:
+                    pending[key] += 1
+                else:
+                    pending[key] = 1
+                    if key not in root_ids:
+                        stack.append(x)
+    return pending
+
+
+def _in_order(roots: Sequence[Tensor]) -> Iterator[Tensor]:
+    """Tensors reachable from ``roots`` through recorded nodes, each after all its consumers.
+
+    Kahn's algorithm with a stack: a tensor is emitted as soon as its last consumer is, so a
+    parameter's gradient is final (and its hooks fire) right after the layer that uses it, the last
+    layer first. Data-parallel training overlaps its all-reduces with the rest of backward on that.
+    A tensor's inputs are read before it is yielded, so the caller may free its node meanwhile.
+    """
+    pending = _consumer_counts(roots)
+    ready = [r for r in roots if not pending.get(id(r))]
     while ready:
         t = ready.pop()
-        order.append(t)
         node = t._node
-        if node is None or node.inputs is _FREED:
-            continue
-        for x in node.inputs:
+        inputs = () if node is None or node.inputs is _FREED else node.inputs
+        yield t
+        for x in inputs:
             if x.requires_grad:
-                pending[id(x)] -= 1
-                if not pending[id(x)]:
+                key = id(x)
+                left = pending[key] - 1
+                pending[key] = left
+                if not left:
                     ready.append(x)
-    return order
+
+
+def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """The order of :func:`_in_order`, as a list."""
+    return list(_in_order(roots))
 
 
 def _seed(root: Tensor, gradient: Any) -> Tensor:
@@ -110,7 +126,7 @@ def run_backward(root: Tensor | Sequence[Tensor], gradient: Any, *, retain_graph
             g = _seed(r, s)
             grads[id(r)] = g if id(r) not in grads else E.add(grads[id(r)], g)
         now = CLOCK[0]
-        for t in _topological_order(roots):
+        for t in _in_order(roots):
             g = grads.pop(id(t), None)
             if g is None:
                 continue

@@ -113,7 +113,8 @@ def assign(target: Tensor, value: Tensor, *, donate: bool = False) -> None:
     if target.shape != value.shape:
         raise ValueError(f"assign: value of shape {value.shape} does not fit target of shape "
                          f"{target.shape}")
-    notify("assigned", target, value)
+    if _observers:
+        notify("assigned", target, value)
     data = _data_on(target.device, value)
     owned = donate and data.base is None and data.flags.writeable and data.dtype == target.dtype
     if owned:
@@ -127,24 +128,26 @@ def assign(target: Tensor, value: Tensor, *, donate: bool = False) -> None:
 _spec_cache: dict[tuple, Spec] = {}
 
 
-def infer_spec(prim: Primitive, inputs: tuple[Tensor, ...], params: dict[str, Any]) -> Spec:
+def infer_spec(prim: Primitive, arrays: Sequence[Any], params: dict[str, Any]) -> Spec:
     """The output spec from the primitive's shape rule, memoized per input signature.
 
     Training loops repeat the same signatures every step, so the rule (which validates shapes and
     dtypes and raises the clear errors) runs once per signature rather than once per call.
     """
     key = [prim]  # flat: (prim, shape, dtype, shape, dtype, ..., params); half the cost of nesting
-    for t in inputs:
-        data = t._data
-        key += (data.shape, data.dtype)
-    key = (*key, *params.items()) if params else tuple(key)
+    for a in arrays:
+        key.append(a.shape)
+        key.append(a.dtype)
+    if params:
+        key.extend(params.items())
+    key = tuple(key)
     try:
         return _spec_cache[key]
     except KeyError:
         pass
     except TypeError:  # an unhashable parameter: validate without memoizing
-        return prim.shape(*[Spec(t._data.shape, t._data.dtype) for t in inputs], **params)
-    spec = prim.shape(*[Spec(t._data.shape, t._data.dtype) for t in inputs], **params)
+        return prim.shape(*[Spec(a.shape, a.dtype) for a in arrays], **params)
+    spec = prim.shape(*[Spec(a.shape, a.dtype) for a in arrays], **params)
     if len(_spec_cache) > 50_000:
         _spec_cache.clear()
     _spec_cache[key] = spec
@@ -203,11 +206,12 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
             raise TypeError(f"{prim.name}: expected Tensor inputs, got {type(t).__name__}")
         if t.device != "cpu":
             device = _join_devices(prim, device, t.device)
-    spec = infer_spec(prim, inputs, params)
+    arrays = [t._data for t in inputs]
+    spec = infer_spec(prim, arrays, params)
     if device == "cpu":
-        data = prim.forward(*[t._data for t in inputs], **params)
+        data = prim.forward(*arrays, **params)
     else:
-        data = forward_on(device, prim, [t._data for t in inputs], params)
+        data = forward_on(device, prim, arrays, params)
     if type(data) is not np.ndarray and device not in _RESIDENT:  # numpy returns 0-d scalars
         data = np.asarray(data)
     if data.dtype != spec.dtype:
@@ -216,7 +220,7 @@ def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
     out._data, out.grad, out._node, out._hooks, out._retains_grad = data, None, None, None, False
     out.device, out.requires_grad, out._counter, out._view = device, False, None, None
     # a view (or an op handing back its input) shares memory, hence versions, with its input
-    if (prim.view and data.base is not None) or (inputs and data is inputs[0]._data):
+    if (prim.view and data.base is not None) or (arrays and data is arrays[0]):
         out._base = _owner(inputs[0])
     else:
         out._base = None

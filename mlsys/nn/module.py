@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, assign, filled, notify
+from ..tensor import Tensor, _observers, assign, filled, notify
 
 
 def _plain(value: Any) -> bool:
@@ -68,8 +68,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        notify("guard", self, self._trace_guard, f"an attribute of {type(self).__name__} (the "
-               f"training flag, a parameter, buffer or submodule, a setting)")
+        if _observers:  # a tracer is listening: the description is built only then
+            notify("guard", self, self._trace_guard, f"an attribute of {type(self).__name__} (the "
+                   f"training flag, a parameter, buffer or submodule, a setting)")
         return self.forward(*args, **kwargs)
 
     def _trace_guard(self) -> tuple:
@@ -186,7 +187,8 @@ def zero_grads(params: Any, set_to_none: bool = True) -> None:
     for p in params:
         if p.grad is None:
             continue
-        notify("reset_grad", p)
+        if _observers:
+            notify("reset_grad", p)
         if set_to_none:
             p.grad = None
         else:

@@ -37,9 +37,24 @@ def _swap_last(x):
     return permute(x, axes=_swapped(x.ndim))
 
 
+def _column_major(x) -> bool:
+    """Whether ``x`` is a matrix laid out column by column (a transposed view, as ``W.T``)."""
+    data = x._data
+    return (type(data) is np.ndarray and data.ndim == 2 and data.flags.f_contiguous
+            and not data.flags.c_contiguous)
+
+
 def _matmul_vjp(g, out, a, b):
-    ga = unbroadcast(matmul(g, _swap_last(b)), a.shape) if a.requires_grad else None
-    gb = unbroadcast(matmul(_swap_last(a), g), b.shape) if b.requires_grad else None
+    # Each gradient is computed in its input's layout, as PyTorch's mm backward does: the weight
+    # of ``x @ W.T`` gets ``(g.T @ x).T``, whose transpose (W's gradient) is contiguous like W, so
+    # the optimizer's arithmetic on it runs on contiguous memory rather than strided.
+    ga = gb = None
+    if a.requires_grad:
+        ga = _swap_last(matmul(b, _swap_last(g))) if _column_major(a) else matmul(g, _swap_last(b))
+        ga = unbroadcast(ga, a.shape)
+    if b.requires_grad:
+        gb = _swap_last(matmul(_swap_last(g), a)) if _column_major(b) else matmul(_swap_last(a), g)
+        gb = unbroadcast(gb, b.shape)
     return ga, gb
 
 

@@ -89,23 +89,25 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter that has a gradient (``assign``: the same Tensor objects)."""
-        notify("guard", self, self._trace_guard, f"{type(self).__name__}'s hyperparameters or state")
         traced = bool(_observers)
+        if traced:
+            notify("guard", self, self._trace_guard,
+                   f"{type(self).__name__}'s hyperparameters or state")
         with no_grad():
             for group in self.param_groups:
                 hyper = {k: v for k, v in group.items() if k != "params"}
                 for p in group["params"]:
-                    if p.grad is None:
+                    grad = p.grad
+                    if grad is None:
                         continue
                     state = self._state_of(p)
-                    if traced or p.device != "cpu" or p.grad.device != "cpu":
-                        new = self._update(p, p.grad, state, **hyper)
+                    if traced or p.device != "cpu" or grad.device != "cpu":
+                        self._store(p, state, self._update(p, grad, state, **hyper))
                     else:  # the eager hot path: the rules on the arrays, stored as Tensors
                         arrays = {name: _Values(t._data) for name, t in state.items()}
-                        new = {name: None if v is None else _wrap(np.asarray(v.a))
-                               for name, v in self._update(_Values(p._data), _Values(p.grad._data),
-                                                           arrays, **hyper).items()}
-                    self._store(p, state, new)
+                        new = self._update(_Values(p._data), _Values(grad._data), arrays, **hyper)
+                        self._store(p, state, {name: None if v is None else _wrap(np.asarray(v.a))
+                                               for name, v in new.items()})
 
     def _store(self, p: Tensor, state: dict[str, Tensor], new: dict[str, Tensor | None]) -> None:
         """Store ``_update``'s results: ``"param"`` into ``p``, the rest into ``state`` (into the
