@@ -110,47 +110,46 @@ def assign(target: Tensor, value: Tensor, *, donate: bool = False) -> None:
     if not isinstance(target, Tensor) or not isinstance(value, Tensor):
         raise TypeError(f"assign: expected two Tensors, got {type(target).__name__} and "
                         f"{type(value).__name__}")
-    if target.shape != value.shape:
+    if target._data.shape != value._data.shape:
         raise ValueError(f"assign: value of shape {value.shape} does not fit target of shape "
                          f"{target.shape}")
     if _observers:
         notify("assigned", target, value)
-    data = _data_on(target.device, value)
-    owned = donate and data.base is None and data.flags.writeable and data.dtype == target.dtype
-    if owned:
-        target.data = data
+    data, dtype = _data_on(target.device, value), target._data.dtype
+    if donate and data.base is None and data.dtype == dtype and data.flags.writeable:
+        _rebind(target, data)
     elif target.device in _RESIDENT:
-        target.data = data.astype(target.dtype)  # a copy on the device
+        _rebind(target, data.astype(dtype))  # a copy on the device
     else:
-        target.data = np.array(data, dtype=target.dtype, copy=True)
+        _rebind(target, np.array(data, dtype=dtype, copy=True))
+
+
+def _rebind(t: Tensor, data: Any) -> None:
+    """Make ``data`` (an array in ``t``'s device memory) ``t``'s new memory: a new version, no
+    longer a view of anything."""
+    version = _version_of(t)
+    t._data = data
+    t._view = t._base = None
+    t._counter = new_counter(version + 1)
 
 
 _spec_cache: dict[tuple, Spec] = {}
 
 
-def infer_spec(prim: Primitive, arrays: Sequence[Any], params: dict[str, Any]) -> Spec:
-    """The output spec from the primitive's shape rule, memoized per input signature.
+def _infer_spec(prim: Primitive, arrays: Sequence[Any], params: dict[str, Any], key: tuple) -> Spec:
+    """The output spec from the primitive's shape rule, memoized under ``key``, the input
+    signature (``apply`` builds it: the primitive, each input's shape and dtype, the parameters).
 
     Training loops repeat the same signatures every step, so the rule (which validates shapes and
     dtypes and raises the clear errors) runs once per signature rather than once per call.
     """
-    key = [prim]  # flat: (prim, shape, dtype, shape, dtype, ..., params); half the cost of nesting
-    for a in arrays:
-        key.append(a.shape)
-        key.append(a.dtype)
-    if params:
-        key.extend(params.items())
-    key = tuple(key)
-    try:
-        return _spec_cache[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable parameter: validate without memoizing
-        return prim.shape(*[Spec(a.shape, a.dtype) for a in arrays], **params)
     spec = prim.shape(*[Spec(a.shape, a.dtype) for a in arrays], **params)
     if len(_spec_cache) > 50_000:
         _spec_cache.clear()
-    _spec_cache[key] = spec
+    try:
+        _spec_cache[key] = spec
+    except TypeError:  # an unhashable parameter: validated, not memoized
+        pass
     return spec
 
 
@@ -201,20 +200,32 @@ def _counter_for(t: Tensor) -> list:
 def apply(prim: Primitive, *inputs: Tensor, **params: Any) -> Tensor:
     """Apply a primitive to Tensors, checking it with its shape rule and recording it for backward."""
     device = "cpu"
+    # One pass over the inputs checks them and builds the signature the shape rule's result is
+    # memoized under, flat: (prim, shape, dtype, shape, dtype, ..., params) (the eager hot path).
+    arrays, key = [], [prim]
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"{prim.name}: expected Tensor inputs, got {type(t).__name__}")
         if t.device != "cpu":
             device = _join_devices(prim, device, t.device)
-    arrays = [t._data for t in inputs]
-    spec = infer_spec(prim, arrays, params)
+        data = t._data
+        arrays.append(data)
+        key.append(data.shape)
+        key.append(data.dtype)
+    if params:
+        key.extend(params.items())
+    key = tuple(key)
+    try:
+        spec = _spec_cache[key]
+    except (KeyError, TypeError):
+        spec = _infer_spec(prim, arrays, params, key)
     if device == "cpu":
         data = prim.forward(*arrays, **params)
     else:
         data = forward_on(device, prim, arrays, params)
     if type(data) is not np.ndarray and device not in _RESIDENT:  # numpy returns 0-d scalars
         data = np.asarray(data)
-    if data.dtype != spec.dtype:
+    if data.dtype is not spec.dtype and data.dtype != spec.dtype:
         data = data.astype(spec.dtype)
     out = Tensor.__new__(Tensor)
     out._data, out.grad, out._node, out._hooks, out._retains_grad = data, None, None, None, False
@@ -450,7 +461,6 @@ class Tensor:
     def data(self, value: Any) -> None:
         """Rebind to new memory (no longer a view of anything): a new version. Data from another
         device is moved to this tensor's (a counted transfer)."""
-        version = _version_of(self)
         if isinstance(value, Tensor):
             value = _data_on(self.device, value)
         backend, source = _RESIDENT.get(self.device), backend_of(value)
@@ -458,9 +468,7 @@ class Tensor:
             value = (backend.upload(np.asarray(value)) if source is None
                      else source.download(value) if backend is None
                      else backend.upload(source.download(value)))
-        self._data = value if backend is not None else np.asarray(value)
-        self._view = self._base = None
-        self._counter = new_counter(version + 1)
+        _rebind(self, value if backend is not None else np.asarray(value))
 
     @property
     def _version(self) -> int:

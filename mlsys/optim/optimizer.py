@@ -36,17 +36,17 @@ class _Values:
     def __init__(self, a: Any) -> None:
         self.a = a
 
-    def _operand(self, other: Any) -> Any:
-        return other.a if isinstance(other, _Values) else np.asarray(other, dtype=self.a.dtype)
-
     def sqrt(self) -> _Values:
         return _Values(E.sqrt.forward(self.a))
 
 
 def _operator(forward: Any, reflected: bool) -> Any:
-    if reflected:
-        return lambda self, other: _Values(forward(self._operand(other), self.a))
-    return lambda self, other: _Values(forward(self.a, self._operand(other)))
+    def operator(self: _Values, other: Any) -> _Values:
+        # the operand inline, not through a method: this runs for every parameter at every step
+        b = other.a if type(other) is _Values else np.asarray(other, dtype=self.a.dtype)
+        return _Values(forward(b, self.a) if reflected else forward(self.a, b))
+
+    return operator
 
 
 for _name, _prim in (("add", E.add), ("sub", E.sub), ("mul", E.mul), ("truediv", E.div),
