@@ -180,7 +180,8 @@ def simulate_loader(costs: LoaderCosts, num_workers: int, *, cores: float, prefe
     env = simpy.Environment()
     cpu = SharedCores(env, cores)
     rng = np.random.default_rng(seed)
-    streams = {part: _shuffled_passes(getattr(costs, part), rng) for part in ("load", "send", "receive", "step")}
+    streams = {part: _shuffled_passes(getattr(costs, part), rng)
+               for part in ("load", "send", "receive", "step")}
     draw = lambda part: next(streams[part])
     recorder = Recorder()
     ends: list[float] = []

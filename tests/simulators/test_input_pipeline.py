@@ -126,4 +126,5 @@ def test_spread_costs_average_to_their_mean_and_respect_the_bound(workers, cores
     costs = LoaderCosts(spread(0.002, 0.006), spread(2e-4, 4e-4), spread(1e-4, 3e-4), spread(8e-4, 1.2e-3))
     bound = step_time_bound(costs, workers, cores)
     for seed in range(5):
-        assert simulate_loader(costs, workers, cores=cores, batches=120, seed=seed).steady_step() >= 0.99 * bound
+        run = simulate_loader(costs, workers, cores=cores, batches=120, seed=seed)
+        assert run.steady_step() >= 0.99 * bound
