@@ -47,7 +47,9 @@ MISMATCH = -1000  # MISMATCH - q: rank q's signature differs
 EXITED_PEER = -2000  # EXITED_PEER - q: rank q exited before arriving
 
 OPS = {"sum": 0, "max": 1, "min": 2, "mean": 0}  # a mean is a sum times 1 / world
-YIELD_NS = 2_000_000  # after spinning, yield the core for this long, then nap
+# after spinning, yield the core for this long, then nap: a yielding wait still takes its share of
+# the core (a DDP communication thread waiting for a slower rank would slow backward beside it)
+YIELD_NS = 200_000
 
 
 @intrinsic
