@@ -229,16 +229,18 @@ class _Terminated(Exception):
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[Callable[[], None]]:
-    """Turn SIGTERM into :class:`_Terminated` while the ranks run (main thread only). Yields a
-    check that raises it again: a signal that lands in an at-fork callback while a rank is being
-    started has its exception swallowed there (CPython ignores errors in those callbacks), so the
-    launcher calls the check after each start and while it waits."""
+def _sigterm_noted(interrupt: bool) -> Iterator[Callable[[], None]]:
+    """Note SIGTERM while the ranks run (main thread only); yields a check that raises
+    :class:`_Terminated` once it came. With ``interrupt`` the handler raises at once as well, to
+    break a blocking wait; without, it only notes the signal, so one that lands while a rank is
+    being forked (in an at-fork callback, where CPython would print and swallow the exception) is
+    acted on at the next check."""
     received: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
         received.append(signum)
-        raise _Terminated()
+        if interrupt:
+            raise _Terminated()
 
     def check() -> None:
         if received:
@@ -278,7 +280,7 @@ def run_script(script: list[str], world_size: int, timeout: float = 60.0) -> int
     procs: list[subprocess.Popen] = []
     me = os.getpid()
     try:
-        with _sigterm_raises() as terminated:
+        with _sigterm_noted(interrupt=False) as terminated:
             for rank in range(world_size):
                 env = _rank_env(world_size, timeout, MLSYS_BACKEND="shm", MLSYS_SHM_FD=str(fd),
                                 MLSYS_RANK=str(rank))
@@ -392,7 +394,7 @@ def run_mpi(script: list[str], world_size: int, timeout: float = 60.0) -> int:
         proc = subprocess.Popen(cmd, env=_rank_env(world_size, timeout, MLSYS_BACKEND="mpi"),
                                 stdin=subprocess.DEVNULL, preexec_fn=os.setpgrp)
         try:
-            with _sigterm_raises():
+            with _sigterm_noted(interrupt=True):
                 code = proc.wait()
         except (KeyboardInterrupt, _Terminated) as stop:
             with contextlib.suppress(ProcessLookupError):
