@@ -12,9 +12,11 @@ executed afresh, Sphinx warnings are errors). On that one build:
   (``tests/book/browser.py``); its full-page screenshot lands in ``_build/screenshots/``;
 * the labs page lists every lab.
 
-``make test`` runs pytest-xdist with ``--dist loadscope``, which keeps this module's tests on one worker,
-so a run builds the book once. (``xdist_group`` would say it per test, but pytest-xdist 3.8 cannot
-apply it under pytest 9.2.) ``-m "not chapters"`` leaves the book out.
+``make test`` runs this module first and alone, so the chapters' timings are taken on cores no other
+test is using, then the rest of the suite on two workers. Run under pytest-xdist with the others,
+``--dist loadscope`` keeps this module's tests on one worker, so a run builds the book once.
+(``xdist_group`` would say it per test, but pytest-xdist 3.8 cannot apply it under pytest 9.2.)
+``-m "not chapters"`` leaves the book out.
 """
 
 from __future__ import annotations

@@ -53,6 +53,12 @@ def build(spec: dict) -> None:
     the old root is detached: nothing of the host's file system stays in the namespace)."""
     root = spec["root"]
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    # the private /tmp and working directory first: a checkout or a virtual environment under /tmp
+    # is bound into them
+    for path, megabytes in (("/tmp", spec["tmp_mb"]), (spec["workdir"], spec["workdir_mb"])):
+        os.makedirs(root + path, exist_ok=True)
+        _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={int(megabytes)}m,mode=1777")
     for path in spec["binds"]:
         if os.path.lexists(path):
             if os.path.islink(path):
@@ -63,10 +69,6 @@ def build(spec: dict) -> None:
     for path in spec["hide"]:
         if os.path.isdir(root + path):
             _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k")
-    for path, megabytes in (("/tmp", spec["tmp_mb"]), (spec["workdir"], spec["workdir_mb"])):
-        os.makedirs(root + path, exist_ok=True)
-        _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV,
-               f"size={int(megabytes)}m,mode=1777")
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV)
     os.makedirs(root + "/dev", exist_ok=True)

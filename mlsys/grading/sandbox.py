@@ -192,13 +192,14 @@ class Sandbox:
             args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
                     "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--die-with-parent",
                     "--new-session", "--hostname", "sandbox", "--cap-drop", "ALL"]
+            # the private /tmp first: a checkout or a virtual environment under /tmp is bound into it
+            args += ["--size", str(c.disk_mb << 20), "--tmpfs", "/tmp"]
             for path in visible_paths():
                 args += (["--symlink", os.readlink(path), path] if os.path.islink(path)
                          else ["--ro-bind", path, path])
             for path in self._hidden():
                 args += ["--tmpfs", path, "--remount-ro", path]
             args += ["--dev", "/dev", "--proc", "/proc",
-                     "--size", str(c.disk_mb << 20), "--tmpfs", "/tmp",
                      "--size", str(c.disk_mb << 20), "--tmpfs", WORKDIR, "--chdir", WORKDIR, "--"]
             return args
         root = self._scratch / "root"
