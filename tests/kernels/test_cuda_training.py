@@ -17,6 +17,7 @@ import pytest
 import mlsys
 from mlsys import nn, optim
 from mlsys.data import load_digits
+from mlsys.graph import TrainStep
 from mlsys.graph.executor_cuda import CudaExecutable
 from mlsys.kernels import to_device
 from mlsys.kernels.cuda.memory import DeviceArray, count_transfers
@@ -53,15 +54,7 @@ def _train(model_name: str, opt_name: str, device: str, compiled: bool = False,
     x = x.reshape(shape)
     mlsys.manual_seed(0)
     model = to_device(make(), device)
-    opt = OPTIMIZERS[opt_name](model.parameters())
-
-    def step(xb: mlsys.Tensor, yb: mlsys.Tensor) -> mlsys.Tensor:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = TrainStep(model, OPTIMIZERS[opt_name](model.parameters()))
     run: Callable = mlsys.compile(step) if compiled else step
     losses, moved, ran = [], [], []
     runs = [] if graph_runs is None else graph_runs

@@ -148,21 +148,14 @@ def bandwidth_rows(rows: int, cols: int, repeat: int = 3) -> tuple[float, list[d
 def _training_step(device: str, compiled: bool, hidden: int) -> Callable:
     """A training step of the MLP (Adam) on ``device``, eager or compiled."""
     import mlsys
-    from mlsys import nn, optim
+    from mlsys import optim
+    from mlsys.graph import TrainStep
     from mlsys.kernels import to_device
     from mlsys.models import mlp
 
     mlsys.manual_seed(0)
     model = to_device(mlp(hidden=hidden), device)
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(xb: mlsys.Tensor, yb: mlsys.Tensor) -> mlsys.Tensor:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = TrainStep(model, optim.Adam(model.parameters(), lr=1e-3))
     return mlsys.compile(step) if compiled else step
 
 
