@@ -60,11 +60,6 @@ def _in_order(roots: Sequence[Tensor]) -> Iterator[Tensor]:
                     ready.append(x)
 
 
-def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """The order of :func:`_in_order`, as a list."""
-    return list(_in_order(roots))
-
-
 def _seed(root: Tensor, gradient: Any) -> Tensor:
     if gradient is None:
         if root._data.size != 1:

@@ -321,10 +321,10 @@ def vjp_matmul(g, a, b):
 
 LIBRARY_BACKWARD = '''
 import mlsys
-from mlsys.backward import _topological_order as engine_order
+from mlsys.backward import _in_order as engine_order
 
 def topological_order(root):
-    return engine_order(root)
+    return list(engine_order([root]))
 
 def backward(root):
     root.backward()                                         # the engine's backward pass
